@@ -1,0 +1,329 @@
+"""``evofusion`` command line: thin commands over the Python API.
+
+Every bad value exits with code 2 and a message naming the field, before any run directory exists.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evofusion.errors import EvoFusionError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Evolve small students while they distill from a teacher.")
+teacher_app = typer.Typer(no_args_is_help=True, help="Train and inspect zoo teachers.")
+app.add_typer(teacher_app, name="teacher")
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(e: Exception) -> None:
+    console.print(f"[bold red]error:[/] {e}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    res = {}
+    for it in items:
+        if "=" not in it:
+            raise EvoFusionError(f"--set {it!r}: expected KEY=VALUE, e.g. --set distill.lr=0.01")
+        k, v = it.split("=", 1)
+        res[k.strip()] = yaml.safe_load(v)
+    return res
+
+
+@app.command()
+def search(
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="new run directory")] = Path("runs/search"),
+    data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the data files")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir or weights file")] = None,
+    no_teacher: Annotated[bool, typer.Option("--no-teacher", help="plain training, no KD")] = False,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="random | ga | nsga2 | regularized")] = None,
+    population: Annotated[int | None, typer.Option("--population", help="candidates per generation")] = None,
+    generations: Annotated[int | None, typer.Option("--generations")] = None,
+    max_evaluations: Annotated[int | None, typer.Option("--max-evaluations")] = None,
+    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="wall-clock budget")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="serial | process")] = None,
+    workers: Annotated[int | None, typer.Option("--workers")] = None,
+    objectives: Annotated[str | None, typer.Option("--objectives", help="comma list, e.g. accuracy,params")] = None,
+    constraint: Annotated[list[str] | None, typer.Option("--constraint", help="e.g. 'params<=50000'")] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="training epochs per candidate")] = None,
+    data_fraction: Annotated[float | None, typer.Option("--data-fraction", help="share of train data")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="winners to fine-tune on full data")] = None,
+    final_epochs: Annotated[float | None, typer.Option("--final-epochs")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run an evolutionary search with KD in the loop; writes RUN_DIR with database, weights, report."""
+    from evofusion.config import load_config, set_dotted, validate_config
+
+    try:
+        overrides: dict[str, Any] = {}
+        flags = {"data.name": data, "data.data_dir": data_dir, "data.limit": limit, "teacher.path": teacher,
+                 "strategy.name": strategy, "strategy.population": population, "generations": generations,
+                 "max_evaluations": max_evaluations, "max_seconds": max_seconds, "seed": seed,
+                 "executor": executor, "workers": workers, "distill.epochs": epochs,
+                 "distill.data_fraction": data_fraction, "final.top_k": top_k, "final.epochs": final_epochs}
+        overrides.update({k: v for k, v in flags.items() if v is not None})
+        if no_teacher:
+            overrides["teacher.enabled"] = False
+        if objectives is not None:
+            overrides["objectives.names"] = [o.strip() for o in objectives.split(",") if o.strip()]
+        if constraint:
+            overrides["objectives.constraints"] = constraint
+        overrides.update(_parse_set(set_ or []))
+        if config is not None:
+            cfg = load_config(config, overrides)
+        else:
+            d: dict[str, Any] = {}
+            for k, v in overrides.items():
+                set_dotted(d, k, v)
+            cfg = validate_config(d)
+        _run(cfg, run_dir, quiet=quiet)
+    except EvoFusionError as e:
+        _fail(e)
+
+
+def _run(cfg: Any, run_dir: Path, quiet: bool, study: Any = None) -> None:
+    from evofusion.engine import Study
+    from evofusion.viz import write_html_report
+    from evofusion.viz.progress import RichProgress
+
+    log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+    callbacks = [] if quiet else [RichProgress(console)]
+    if study is None:
+        study = Study.create(cfg, run_dir, callbacks=callbacks, log=log)
+    try:
+        study.optimize()
+        study.finalize(log=log)
+        html = write_html_report(study.store)
+        if not quiet:
+            _print_table(study.store)
+            console.print(f"report: {html}")
+    finally:
+        study.close()
+
+
+@app.command()
+def resume(
+    run_dir: Path,
+    generations: Annotated[int | None, typer.Option("--generations", help="new total generations")] = None,
+    max_evaluations: Annotated[int | None, typer.Option("--max-evaluations")] = None,
+    allow_config_change: Annotated[bool, typer.Option("--allow-config-change")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Continue a stopped or killed run exactly where its last finished generation ended."""
+    from evofusion.engine import Study
+    from evofusion.viz.progress import RichProgress
+
+    try:
+        ov = _parse_set(set_ or [])
+        if generations is not None:
+            ov["generations"] = generations
+        if max_evaluations is not None:
+            ov["max_evaluations"] = max_evaluations
+        nested: dict[str, Any] = {}
+        from evofusion.config import set_dotted
+
+        for k, v in ov.items():
+            set_dotted(nested, k, v)
+        log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+        study = Study.resume(run_dir, overrides=_merge_top(run_dir, nested),
+                             allow_config_change=allow_config_change,
+                             callbacks=[] if quiet else [RichProgress(console)], log=log)
+        _run(study.cfg, run_dir, quiet, study=study)
+    except EvoFusionError as e:
+        _fail(e)
+
+
+def _merge_top(run_dir: Path, nested: dict[str, Any]) -> dict[str, Any]:
+    """Turn nested overrides into top-level keys merged with the stored config sections."""
+    from evofusion.store import RunStore
+
+    if not nested:
+        return {}
+    with RunStore(run_dir, lock=False, readonly=True) as s:
+        old = s.get_meta("config")
+    res = {}
+    for k, v in nested.items():
+        res[k] = {**old[k], **v} if isinstance(v, dict) and isinstance(old.get(k), dict) else v
+    return res
+
+
+def _print_table(store: Any) -> None:
+    from evofusion.viz import report_data
+
+    data = report_data(store)
+    finals = {f["id"]: f for f in data["finals"]}
+    t = Table(title=f"Pareto front ({len(data['pareto'])} of {len(data['candidates'])} candidates)")
+    for col in ["id", "gen", *data["objectives"], "test acc (final)"]:
+        t.add_column(col, justify="right")
+    cands = {c["id"]: c for c in data["candidates"]}
+    for cid in sorted(data["pareto"], key=lambda i: cands[i]["objectives"].get("params", 0)):
+        c = cands[cid]
+        vals = [f"{c['objectives'][n]:.4f}" if n == "accuracy" else f"{c['objectives'][n]:.4g}"
+                for n in data["objectives"]]
+        fin = f"{finals[cid]['test_accuracy']:.4f}" if cid in finals else ""
+        t.add_row(str(cid), str(c["generation"]), *vals, fin)
+    out.print(t)
+
+
+@app.command()
+def report(
+    run_dir: Path,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON document for scripts")] = False,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="write RUN_DIR/report.html")] = True,
+) -> None:
+    """Pareto table in the terminal (or --json), and report.html."""
+    from evofusion.store import RunStore
+    from evofusion.viz import report_data, write_html_report
+
+    try:
+        with RunStore(run_dir, lock=False, readonly=True) as store:
+            if as_json:
+                print(json.dumps(report_data(store), indent=1))
+            else:
+                _print_table(store)
+            if html:
+                write_html_report(store, Path(run_dir) / "report.html")
+    except EvoFusionError as e:
+        _fail(e)
+
+
+@app.command()
+def export(
+    run_dir: Path,
+    candidate: Annotated[str, typer.Option("--candidate", help="best | candidate id")] = "best",
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("student"),
+) -> None:
+    """Write genome.json + weights.safetensors + card.json; load with evofusion.load_student(DIR)."""
+    from evofusion.export import export_student
+    from evofusion.store import RunStore
+    from evofusion.viz import report_data
+
+    try:
+        with RunStore(run_dir, lock=False, readonly=True) as store:
+            data = report_data(store)
+            finals = {f["candidate_id"]: f for f in store.finals()}
+            if candidate == "best":
+                if data["best"] is None:
+                    done = [c for c in data["candidates"] if c["status"] == "COMPLETE"]
+                    if not done:
+                        raise EvoFusionError(f"{run_dir} has no COMPLETE candidate to export")
+                    cid = max(done, key=lambda c: c["objectives"]["accuracy"])["id"]
+                else:
+                    cid = data["best"]
+            else:
+                try:
+                    cid = int(candidate)
+                except ValueError:
+                    raise EvoFusionError(f"--candidate: expected 'best' or an integer id, got {candidate!r}") from None
+            row = store.candidate(cid)
+            if row is None or row["status"] != "COMPLETE":
+                raise EvoFusionError(f"--candidate: {cid} is not a COMPLETE candidate of {run_dir}")
+            fin = finals.get(cid)
+            weights = fin["weights_file"] if fin else row["weights_file"]
+            card = {"candidate_id": cid, "objectives": row["objective_values"], "parents": row["parents"],
+                    "operator": row["operator"], "generation": row["generation"], "teacher": data["teacher"],
+                    "data": data["data"], "final": fin and {k: fin[k] for k in ("val_accuracy", "test_accuracy")},
+                    "notes": "flops = 2 * macs (torch.utils.flop_counter counts a multiply-add as 2 FLOPs)"}
+            path = export_student(row["genome"], weights, out_dir, card)
+        out.print(f"exported candidate {cid} to {path}")
+    except EvoFusionError as e:
+        _fail(e)
+
+
+@app.command()
+def evaluate(
+    student: Annotated[Path, typer.Argument(help="exported student folder")],
+    data: Annotated[str, typer.Option("--data")] = "digits",
+    data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
+    split: Annotated[str, typer.Option("--split", help="test | val")] = "test",
+    latency: Annotated[bool, typer.Option("--latency/--no-latency")] = True,
+) -> None:
+    """Accuracy, params, FLOPs and CPU latency of an exported student on a data set."""
+    from evofusion.data import load_dataset
+    from evofusion.distill import evaluate_accuracy
+    from evofusion.engine.evaluator import static_metrics
+    from evofusion.export import load_student
+    from evofusion.objectives.metrics import measure_latency_ms
+
+    try:
+        if split not in ("test", "val"):
+            raise EvoFusionError(f"--split: must be test or val, got {split!r}")
+        model = load_student(student)
+        splits = load_dataset(data, data_dir=data_dir)
+        x, y = getattr(splits, split).tensors()
+        g = model.genome
+        shape = (g.in_channels, g.input_size, g.input_size)
+        if tuple(x.shape[1:]) != shape:
+            raise EvoFusionError(f"--data: {data} has inputs {tuple(x.shape[1:])}, the student expects {shape}")
+        res = {"accuracy": evaluate_accuracy(model, x, y), "split": split, **static_metrics(model, shape)}
+        if latency:
+            res.update(measure_latency_ms(model, shape))
+        print(json.dumps(res, indent=1))
+    except EvoFusionError as e:
+        _fail(e)
+
+
+@teacher_app.command("train")
+def teacher_train(
+    arch: Annotated[str, typer.Option("--arch", help="small_cnn | resnet18")],
+    data: Annotated[str, typer.Option("--data")],
+    out_dir: Annotated[Path, typer.Option("--out")],
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=500)] = 8,
+    width: Annotated[float, typer.Option("--width", min=0.01, max=4)] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+) -> None:
+    """Train a zoo teacher and save weights.safetensors + teacher.json."""
+    from evofusion.data import check_splits, load_dataset
+    from evofusion.teachers import list_teachers, train_teacher
+
+    try:
+        if arch not in list_teachers():
+            raise EvoFusionError(f"--arch: unknown teacher {arch!r}; valid: {', '.join(list_teachers())}")
+        splits = load_dataset(data, data_dir=data_dir, limit=limit)
+        check_splits(splits)
+        meta = train_teacher(arch, splits, epochs, out_dir, width=width, seed=seed)
+        out.print(json.dumps(meta, indent=1))
+    except EvoFusionError as e:
+        _fail(e)
+
+
+@app.command("list")
+def list_() -> None:
+    """Registered strategies, operators, objectives, teachers and data sets."""
+    from evofusion.data import dataset_names
+    from evofusion.objectives import KNOWN_OBJECTIVES
+    from evofusion.operators import OPERATORS
+    from evofusion.strategies import STRATEGIES
+    from evofusion.teachers import list_teachers
+
+    for name, items in (("strategies", STRATEGIES.names()), ("operators", OPERATORS.names()),
+                        ("objectives", list(KNOWN_OBJECTIVES)), ("teachers", list_teachers()),
+                        ("datasets", dataset_names())):
+        out.print(f"[bold]{name}[/]: {', '.join(items)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted; resume with `evofusion resume RUN_DIR`")
+        sys.exit(130)

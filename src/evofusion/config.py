@@ -1,0 +1,250 @@
+"""The search config: one YAML file (or CLI flags), validated up front with pydantic.
+
+Unknown keys and out-of-range values are errors that name the key and the allowed range; nothing is
+created on disk before the whole config has validated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evofusion.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    name: str = "digits"  # digits | fashion-mnist | mnist | cifar10
+    data_dir: str | None = None  # folder holding the files; else $EVOFUSION_DATA, then Debian's path
+    val_fraction: float = Field(0.1, gt=0, le=0.5)  # carved from the training split
+    limit: int | None = Field(None, ge=20)  # keep only this many training examples (quick runs)
+    seed: int = Field(0, ge=0)  # seed of the train/val split
+
+
+class TeacherConfig(_Strict):
+    path: str | None = None  # teacher dir (teacher.json + weights.safetensors) or a weights file
+    arch: str | None = None  # zoo arch: for a weights file, or the zoo teacher to train when path is unset
+    width: float | None = Field(None, gt=0, le=4)  # zoo width multiplier
+    epochs: int | None = Field(None, ge=1, le=500)  # epochs when the zoo teacher is trained
+    enabled: bool = True  # false: plain training, no KD
+
+
+class DistillConfig(_Strict):
+    """Training of each candidate during search (low fidelity). See evofusion.distill.TrainConfig."""
+
+    epochs: float = Field(1.0, gt=0, le=1000)  # used when steps is null
+    steps: int | None = Field(200, ge=1)  # step budget per candidate (null: use epochs)
+    data_fraction: float = Field(1.0, gt=0, le=1)
+    batch_size: int = Field(128, ge=1, le=65536)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(3e-3, gt=0, le=10)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    alpha: float = Field(0.5, ge=0, le=1)  # weight of hard-label CE
+    temperature: float = Field(4.0, gt=0, le=100)
+    patience: int = Field(0, ge=0)
+    augment: Literal["none", "flip", "flip_shift"] = "none"
+
+
+class FinalConfig(_Strict):
+    """Full-data fine-tune of the winners after the search."""
+
+    top_k: int = Field(1, ge=0, le=100)  # Pareto/fitness-best candidates to fine-tune; 0 = none
+    epochs: float = Field(10.0, gt=0, le=1000)
+    data_fraction: float = Field(1.0, gt=0, le=1)
+    patience: int = Field(3, ge=0)
+    lr: float | None = Field(None, gt=0, le=10)  # default: the search lr
+    augment: Literal["none", "flip", "flip_shift"] = "flip"
+
+
+class SpaceConfig(_Strict):
+    encoding: Literal["student", "chromosome"] = "student"
+    min_stages: int = Field(1, ge=1, le=12)
+    max_stages: int = Field(4, ge=1, le=12)
+    widths: list[int] = Field(default_factory=lambda: [4, 8, 12, 16, 24, 32, 48, 64], min_length=1)
+    min_depth: int = Field(1, ge=1, le=8)
+    max_depth: int = Field(3, ge=1, le=8)
+    kernels: list[int] = Field(default_factory=lambda: [3, 5], min_length=1)
+    activations: list[str] = Field(default_factory=lambda: ["relu", "gelu", "silu", "hardswish"], min_length=1)
+    pools: list[str] = Field(default_factory=lambda: ["max", "avg", "none"], min_length=1)
+    allow_skip: bool = True
+    head_kinds: list[str] = Field(default_factory=lambda: ["gap", "flatten"], min_length=1)
+    head_hidden: list[int] = Field(default_factory=lambda: [0, 32, 64], min_length=1)
+    chromosome_blocks: int = Field(7, ge=1, le=12)
+    chromosome_base_width: int = Field(4, ge=1, le=256)
+
+    @field_validator("widths")
+    @classmethod
+    def _widths(cls, v: list[int]) -> list[int]:
+        if any(not 1 <= w <= 1024 for w in v):
+            raise ValueError("every width must be in [1, 1024]")
+        return sorted(set(v))
+
+    @field_validator("kernels")
+    @classmethod
+    def _kernels(cls, v: list[int]) -> list[int]:
+        if any(k not in (1, 3, 5, 7, 9) for k in v):
+            raise ValueError("kernels must be among 1, 3, 5, 7, 9")
+        return sorted(set(v))
+
+    @field_validator("activations")
+    @classmethod
+    def _acts(cls, v: list[str]) -> list[str]:
+        from evofusion.layers.blocks import ACTIVATIONS
+
+        bad = [a for a in v if a not in ACTIVATIONS]
+        if bad:
+            raise ValueError(f"unknown activation {bad[0]!r}; valid: {', '.join(ACTIVATIONS)}")
+        return v
+
+    @field_validator("pools")
+    @classmethod
+    def _pools(cls, v: list[str]) -> list[str]:
+        if any(p not in ("max", "avg", "none") for p in v):
+            raise ValueError("pools must be among max, avg, none")
+        return v
+
+    @field_validator("head_kinds")
+    @classmethod
+    def _heads(cls, v: list[str]) -> list[str]:
+        if any(h not in ("gap", "flatten") for h in v):
+            raise ValueError("head_kinds must be among gap, flatten")
+        return v
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SpaceConfig:
+        if self.min_stages > self.max_stages:
+            raise ValueError(f"min_stages ({self.min_stages}) must be <= max_stages ({self.max_stages})")
+        if self.min_depth > self.max_depth:
+            raise ValueError(f"min_depth ({self.min_depth}) must be <= max_depth ({self.max_depth})")
+        return self
+
+
+class StrategyConfig(_Strict):
+    name: str = "nsga2"  # random | ga | nsga2 | regularized | a plugin
+    population: int = Field(8, ge=2, le=10000)  # candidates per generation (and population size)
+    params: dict[str, Any] = Field(default_factory=dict)  # strategy-specific knobs (tournament_size ...)
+
+
+class ObjectivesConfig(_Strict):
+    names: list[str] = Field(default_factory=lambda: ["accuracy", "params"], min_length=1)
+    constraints: list[str] = Field(default_factory=list)  # e.g. "params <= 50000"
+    weights: dict[str, float] = Field(default_factory=dict)  # MOFE weights; defaults per objective
+    latency_threads: int = Field(1, ge=1, le=256)
+
+
+class SearchConfig(_Strict):
+    seed: int = Field(0, ge=0)
+    generations: int = Field(3, ge=1, le=100000)
+    max_evaluations: int | None = Field(None, ge=1)
+    max_seconds: float | None = Field(None, gt=0)  # wall clock budget of the search loop
+    executor: Literal["serial", "process"] = "serial"
+    workers: int = Field(2, ge=1, le=1024)  # process executor only
+    threads: int = Field(0, ge=0, le=256)  # torch threads per evaluation; 0 = all cores / workers
+    inherit_weights: bool = True  # children start from their first parent's weights where shapes allow
+    cache_dir: str | None = None  # teacher outputs and prepared data; default $EVOFUSION_CACHE or ~/.cache/evofusion
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    final: FinalConfig = Field(default_factory=FinalConfig)
+    space: SpaceConfig = Field(default_factory=SpaceConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    objectives: ObjectivesConfig = Field(default_factory=ObjectivesConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _format(e: ValidationError) -> ConfigError:
+    err = e.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "config"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    if "input" in err and err["type"] != "extra_forbidden" and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return ConfigError(field, msg)
+
+
+def validate_config(data: dict[str, Any]) -> SearchConfig:
+    """Validate a config mapping; raises ConfigError naming the first bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError("config", "must be a mapping of keys to values")
+    try:
+        cfg = SearchConfig.model_validate(data)
+    except ValidationError as e:
+        raise _format(e) from None
+    _semantic_checks(cfg)
+    return cfg
+
+
+def _semantic_checks(cfg: SearchConfig) -> None:
+    from evofusion.data import dataset_names
+    from evofusion.objectives.base import Constraint, make_objective
+    from evofusion.strategies import STRATEGIES
+
+    if cfg.data.name not in dataset_names():
+        raise ConfigError("data.name", f"unknown data set {cfg.data.name!r}; valid: {', '.join(dataset_names())}")
+    if cfg.strategy.name not in STRATEGIES:
+        raise ConfigError("strategy.name", f"unknown strategy {cfg.strategy.name!r}; valid: "
+                          + ", ".join(STRATEGIES.names()))
+    for n in cfg.objectives.names:
+        make_objective(n)
+    if len(set(cfg.objectives.names)) != len(cfg.objectives.names):
+        raise ConfigError("objectives.names", "an objective is listed twice")
+    for c in cfg.objectives.constraints:
+        Constraint.parse(c)
+    if "accuracy" not in cfg.objectives.names:
+        raise ConfigError("objectives.names", "must include 'accuracy'")
+    if cfg.teacher.path is not None and not Path(cfg.teacher.path).exists():
+        raise ConfigError("teacher.path", f"{cfg.teacher.path} does not exist")
+    if cfg.teacher.arch is not None:
+        from evofusion.teachers import list_teachers
+
+        if cfg.teacher.arch not in list_teachers():
+            raise ConfigError("teacher.arch", f"unknown teacher {cfg.teacher.arch!r}; valid: "
+                              + ", ".join(list_teachers()))
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchConfig:
+    """Read a YAML config (``yaml.safe_load``), apply dotted-key overrides, validate."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("config", f"{p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError("config", f"{p} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"{p} must hold a mapping at the top level")
+    for k, v in (overrides or {}).items():
+        set_dotted(data, k, v)
+    return validate_config(data)
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    d = data
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ConfigError(key, "parent key is not a mapping")
+    d[parts[-1]] = value
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable list of differences between two config dicts."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b, key = old.get(k), new.get(k), f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, key + ".")
+        elif a != b:
+            out.append(f"{key}: {a!r} -> {b!r}")
+    return out

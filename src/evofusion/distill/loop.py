@@ -1,0 +1,204 @@
+"""The one training loop of the project: plain training, KD from cached teacher outputs, search-time
+low-fidelity training and the final full-data fine-tune all run through ``train``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evofusion.distill.losses import kd_loss
+from evofusion.errors import CandidateFailed, ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training budget and recipe. Units in the comments."""
+
+    epochs: float = 1.0  # (0, 1000] passes over the used part of the training data
+    steps: int | None = None  # if set, a step budget that replaces ``epochs``
+    data_fraction: float = 1.0  # (0, 1] share of the training split used (low fidelity in search)
+    batch_size: int = 128  # [1, 65536]
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 3e-3  # peak learning rate
+    weight_decay: float = 5e-4
+    momentum: float = 0.9  # sgd only (nesterov)
+    schedule: str = "onecycle"  # onecycle | cosine | constant
+    alpha: float = 0.5  # [0, 1] weight of the hard-label CE; 1 - alpha goes to KD
+    temperature: float = 4.0  # (0, 100] KD temperature
+    patience: int = 0  # evaluations without val improvement before stopping; 0 = never stop early
+    min_delta: float = 1e-4  # improvement in val accuracy that resets patience
+    eval_every: int = 0  # steps between val evaluations; 0 = once per epoch
+    restore_best: bool = True  # end with the weights of the best val evaluation
+    augment: str = "none"  # none | flip | flip_shift
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", 0 < self.epochs <= 1000, "(0, 1000]"),
+            ("steps", self.steps is None or self.steps >= 1, ">= 1"),
+            ("data_fraction", 0 < self.data_fraction <= 1, "(0, 1]"),
+            ("batch_size", 1 <= self.batch_size <= 65536, "[1, 65536]"),
+            ("optimizer", self.optimizer in ("adamw", "sgd"), "adamw | sgd"),
+            ("lr", 0 < self.lr <= 10, "(0, 10]"),
+            ("weight_decay", 0 <= self.weight_decay <= 1, "[0, 1]"),
+            ("schedule", self.schedule in ("onecycle", "cosine", "constant"), "onecycle | cosine | constant"),
+            ("alpha", 0 <= self.alpha <= 1, "[0, 1]"),
+            ("temperature", 0 < self.temperature <= 100, "(0, 100]"),
+            ("patience", self.patience >= 0, ">= 0"),
+            ("eval_every", self.eval_every >= 0, ">= 0"),
+            ("augment", self.augment in ("none", "flip", "flip_shift"), "none | flip | flip_shift"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"distill.{name}", f"must be {allowed}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainReport:
+    steps: int = 0
+    epochs: float = 0.0
+    best_val_accuracy: float | None = None
+    final_val_accuracy: float | None = None
+    stopped_early: bool = False
+    seconds: float = 0.0
+    samples_seen: int = 0
+    loss_history: list[float] = field(default_factory=list)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else \
+        torch.empty(0)
+    model.train(was_training)
+    return out
+
+
+def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in [0, 1] in eval mode."""
+    if len(y) == 0:
+        raise ValueError("cannot measure accuracy on an empty split")
+    return float((predict_logits(model, x, batch_size).argmax(1) == y).float().mean())
+
+
+def _augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
+    if kind == "none":
+        return x
+    flip = torch.rand(len(x), generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if kind == "flip_shift":
+        dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
+        x = torch.roll(F.pad(x, (2, 2, 2, 2)), shifts=(dy, dx), dims=(2, 3))[:, :, 2:-2, 2:-2]
+    return x
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "onecycle" and total > 1:
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.25)
+    if cfg.schedule == "cosine" and total > 1:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    teacher_logits: torch.Tensor | None = None,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
+) -> TrainReport:
+    """Train ``model`` in place on (x, y), with KD when ``teacher_logits`` (aligned with x) are given.
+
+    Uses ``cfg.data_fraction`` of the examples (a subset fixed for the whole call), runs
+    ``cfg.steps`` steps or ``cfg.epochs`` epochs, evaluates on ``val`` once per epoch (or every
+    ``eval_every`` steps), stops after ``patience`` evaluations without improvement and, with
+    ``restore_best``, ends with the best evaluated weights. All randomness (subset, shuffling,
+    augmentation) comes from ``generator``.
+
+    Raises:
+        CandidateFailed: the loss became NaN or infinite.
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    if teacher_logits is not None and len(teacher_logits) != len(x):
+        raise ValueError(f"teacher_logits has {len(teacher_logits)} rows but the data has {len(x)}")
+    n_use = max(1, int(round(cfg.data_fraction * len(x))))
+    subset = torch.randperm(len(x), generator=g)[:n_use]
+    steps_per_epoch = max(1, math.ceil(n_use / cfg.batch_size))
+    total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
+    eval_every = cfg.eval_every or steps_per_epoch
+    opt = _optimizer(model, cfg)
+    sched = _scheduler(opt, cfg, total)
+    report = TrainReport()
+    best_state: dict | None = None
+    bad_evals = 0
+    t0 = time.perf_counter()
+    model.train()
+    step = 0
+    order = subset[torch.randperm(n_use, generator=g)]
+    pos = 0
+    while step < total:
+        if pos >= n_use:
+            order, pos = subset[torch.randperm(n_use, generator=g)], 0
+        idx = order[pos:pos + cfg.batch_size]
+        pos += cfg.batch_size
+        xb = _augment(x[idx], cfg.augment, g)
+        out = model(xb)
+        loss = kd_loss(out, y[idx], None if teacher_logits is None else teacher_logits[idx],
+                       alpha=cfg.alpha, temperature=cfg.temperature)
+        if not torch.isfinite(loss):
+            raise CandidateFailed(f"non-finite loss ({float(loss.detach())}) at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        report.samples_seen += len(idx)
+        if step % steps_per_epoch == 0 or step == total:
+            report.loss_history.append(float(loss.detach()))
+        if val is not None and (step % eval_every == 0 or step == total):
+            acc = evaluate_accuracy(model, *val)
+            report.final_val_accuracy = acc
+            if on_eval is not None:
+                on_eval(step, acc)
+            if report.best_val_accuracy is None or acc > report.best_val_accuracy + cfg.min_delta:
+                report.best_val_accuracy, bad_evals = acc, 0
+                if cfg.restore_best:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_evals += 1
+                if cfg.patience and bad_evals >= cfg.patience:
+                    report.stopped_early = True
+                    break
+            model.train()
+    if best_state is not None and report.final_val_accuracy is not None \
+            and report.best_val_accuracy is not None and report.final_val_accuracy < report.best_val_accuracy:
+        model.load_state_dict(best_state)
+    report.steps = step
+    report.epochs = step / steps_per_epoch
+    report.seconds = time.perf_counter() - t0
+    model.eval()
+    return report

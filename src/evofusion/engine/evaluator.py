@@ -1,0 +1,132 @@
+"""The evaluator: a picklable pure function of (job) -> outcome, so any executor can run it.
+
+One evaluation builds the student from its genome, measures the static metrics (params, FLOPs,
+size), rejects it as INFEASIBLE before any training when a static hard constraint fails, inherits
+its parent's weights, distills it with the cached teacher outputs, measures validation accuracy
+(and latency when asked) and saves its weights as safetensors. Anything that goes wrong (an
+exception, a NaN loss, out of memory) becomes a FAILED outcome with its reason, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
+from evofusion.engine.context import EvalContext, load_arrays
+from evofusion.engine.inherit import inherit_weights
+from evofusion.errors import CandidateFailed
+from evofusion.genome import build, genome_from_dict
+from evofusion.objectives.base import ObjectiveSet
+from evofusion.objectives.metrics import count_params, flops_and_macs, measure_latency_ms, size_bytes
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    candidate_id: int
+    genome: dict[str, Any]
+    seed: int
+    out_weights: str
+    context: EvalContext
+    parent_weights: str | None = None
+
+
+@dataclass
+class EvalOutcome:
+    candidate_id: int
+    status: str
+    values: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    weights_hash: str | None = None
+    weights_file: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def state_hash(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def save_weights(model: torch.nn.Module, path: str | Path) -> str:
+    """Save a state dict as safetensors atomically; return its content hash."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp))
+    tmp.replace(path)
+    return state_hash(state)
+
+
+def static_metrics(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    flops, macs = flops_and_macs(model, input_shape)
+    return {"params": float(count_params(model)), "flops": float(flops), "macs": float(macs),
+            "size_bytes": float(size_bytes(model))}
+
+
+def _train_candidate(model: torch.nn.Module, arrays: dict[str, torch.Tensor], ctx: EvalContext,
+                     generator: torch.Generator) -> dict[str, Any]:
+    cfg = TrainConfig(**ctx.train)
+    report = train(model, arrays["train_x"], arrays["train_y"], cfg, teacher_logits=arrays.get("train_t"),
+                   val=(arrays["val_x"], arrays["val_y"]), generator=generator)
+    return {"steps": report.steps, "epochs": report.epochs, "seconds": report.seconds,
+            "stopped_early": report.stopped_early, "samples_seen": report.samples_seen}
+
+
+def evaluate(job: EvalJob) -> EvalOutcome:
+    """Evaluate one candidate; never raises for a candidate's own failure."""
+    t0 = time.perf_counter()
+    ctx = job.context
+    try:
+        if ctx.threads:
+            torch.set_num_threads(ctx.threads)
+        genome = genome_from_dict(job.genome)
+        with torch.random.fork_rng():
+            torch.manual_seed(job.seed)
+            model = build(genome)
+        student = genome.to_student()
+        shape = (student.in_channels, student.input_size, student.input_size)
+        values = static_metrics(model, shape)
+        objectives = ObjectiveSet.from_names(list(ctx.objectives), list(ctx.constraints))
+        if objectives.static_violation(values) > 0:
+            bad = [f"{c.name} {c.op} {c.value:g} (is {values[c.name]:g})" for c in objectives.constraints
+                   if c.name in values and c.violation(values) > 0]
+            return EvalOutcome(job.candidate_id, "INFEASIBLE", values, reason="violates " + "; ".join(bad),
+                               seconds=time.perf_counter() - t0)
+        info: dict[str, Any] = {}
+        if ctx.inherit_weights and job.parent_weights and Path(job.parent_weights).exists():
+            info["inherited"] = inherit_weights(model, load_file(job.parent_weights))
+        arrays = load_arrays(ctx.data_dir, ctx.teacher_dir)
+        gen = torch.Generator().manual_seed(job.seed)
+        info.update(_train_candidate(model, arrays, ctx, gen))
+        values["accuracy"] = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
+        if ctx.measure_latency or "latency_ms" in ctx.objectives:
+            lat = measure_latency_ms(model, shape, threads=ctx.latency_threads)
+            values["latency_ms"] = float(lat["latency_ms"])
+            info["latency"] = lat
+        if not all(math.isfinite(v) for v in values.values()):
+            raise CandidateFailed(f"non-finite objective values {values}")
+        whash = save_weights(model, job.out_weights)
+        status = "COMPLETE" if objectives.feasible(values) else "INFEASIBLE"
+        return EvalOutcome(job.candidate_id, status, values, weights_hash=whash, weights_file=job.out_weights,
+                           train=info, seconds=time.perf_counter() - t0)
+    except CandidateFailed as e:
+        reason = str(e)
+    except (MemoryError, torch.OutOfMemoryError) as e:
+        reason = f"out of memory: {e}"[:500]
+    except Exception as e:  # a candidate's crash is data, not a crashed run
+        tb = traceback.format_exception_only(type(e), e)[-1].strip()
+        reason = f"{type(e).__name__}: {tb}"[:500]
+    return EvalOutcome(job.candidate_id, "FAILED", reason=reason, seconds=time.perf_counter() - t0)

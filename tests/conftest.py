@@ -1,0 +1,35 @@
+"""Shared fixtures: a private cache dir, tiny configs on the bundled 8x8 digits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one cache per test session: teacher outputs and zoo teachers are shared between tests
+    root = tmp_path_factory.getbasetemp() / "evofusion-cache"
+    monkeypatch.setenv("EVOFUSION_CACHE", str(root))
+
+
+def tiny_config(**over: Any) -> dict[str, Any]:
+    """A search that takes a few seconds: digits, 300 training images, tiny widths."""
+    cfg: dict[str, Any] = {
+        "seed": 7,
+        "generations": 2,
+        "data": {"name": "digits", "limit": 300},
+        "teacher": {"epochs": 20},
+        "distill": {"steps": 12, "batch_size": 64},
+        "final": {"top_k": 1, "epochs": 1},
+        "space": {"max_stages": 2, "widths": [4, 8], "max_depth": 1, "head_hidden": [0]},
+        "strategy": {"name": "nsga2", "population": 4},
+    }
+    for k, v in over.items():
+        d = cfg
+        *parents, last = k.split(".")
+        for p in parents:
+            d = d.setdefault(p, {})
+        d[last] = v
+    return cfg
