@@ -58,6 +58,7 @@ def search(
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     executor: Annotated[str | None, typer.Option("--executor", help="serial | process")] = None,
     workers: Annotated[int | None, typer.Option("--workers")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu | cuda | cuda:N | auto")] = None,
     objectives: Annotated[str | None, typer.Option("--objectives", help="comma list, e.g. accuracy,params")] = None,
     constraint: Annotated[list[str] | None, typer.Option("--constraint", help="e.g. 'params<=50000'")] = None,
     epochs: Annotated[float | None, typer.Option("--epochs", help="training epochs per candidate")] = None,
@@ -75,7 +76,7 @@ def search(
         flags = {"data.name": data, "data.data_dir": data_dir, "data.limit": limit, "teacher.path": teacher,
                  "strategy.name": strategy, "strategy.population": population, "generations": generations,
                  "max_evaluations": max_evaluations, "max_seconds": max_seconds, "seed": seed,
-                 "executor": executor, "workers": workers, "distill.epochs": epochs,
+                 "executor": executor, "workers": workers, "device": device, "distill.epochs": epochs,
                  "distill.data_fraction": data_fraction, "final.top_k": top_k, "final.epochs": final_epochs}
         overrides.update({k: v for k, v in flags.items() if v is not None})
         if no_teacher:

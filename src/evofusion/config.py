@@ -147,6 +147,7 @@ class SearchConfig(_Strict):
     executor: Literal["serial", "process"] = "serial"
     workers: int = Field(2, ge=1, le=1024)  # process executor only
     threads: int = Field(0, ge=0, le=256)  # torch threads per evaluation; 0 = all cores / workers
+    device: str = Field("cpu", pattern=r"^(cpu|auto|cuda(:\d+)?)$")  # where candidates train; auto = cuda if present
     inherit_weights: bool = True  # children start from their first parent's weights where shapes allow
     cache_dir: str | None = None  # teacher outputs and prepared data; default $EVOFUSION_CACHE or ~/.cache/evofusion
     data: DataConfig = Field(default_factory=DataConfig)

@@ -75,6 +75,7 @@ BAD_FLAGS = [
     (["--set", "space.widths=[0, 8]"], "space.widths"),
     (["--set", "space.min_stages=3", "--set", "space.max_stages=2"], "space"),
     (["--executor", "gpu-farm"], "executor"),
+    (["--device", "tpu"], "device"),
     (["--teacher", "/nonexistent/teacher"], "teacher.path"),
     (["--set", "strategy.params.tournament_size=1", "--strategy", "ga"], "strategy.params.tournament_size"),
     (["--set", "nonsense=1"], "nonsense"),

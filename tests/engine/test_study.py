@@ -179,3 +179,27 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert got == expected
     logs = [json.loads(line) for line in (Path(run) / "logs.jsonl").read_text().splitlines()]
     assert sum(1 for rec in logs if rec["event"] == "generation") == 4
+
+
+def test_chromosome_encoding_with_ga(tmp_path: Path) -> None:
+    over = {"space.encoding": "chromosome", "space.chromosome_blocks": 3, "strategy.name": "ga",
+            "strategy.params": {"tournament_size": 2, "elitism": 1}}
+    study = Study.create(tiny_config(**over), tmp_path / "r", log=lambda *_: None)
+    try:
+        study.optimize()
+        rows = study.store.candidates()
+        assert len(rows) == 8 and all(r["genome"]["kind"] == "chromosome" for r in rows)
+        assert any(r["operator"] for r in rows if r["generation"] == 1)
+        assert study.store.count("COMPLETE") == 8
+    finally:
+        study.close()
+
+
+def test_process_executor_matches_candidates(tmp_path: Path) -> None:
+    study = Study.create(tiny_config(generations=1, executor="process", workers=2, threads=1), tmp_path / "r",
+                         log=lambda *_: None)
+    try:
+        study.optimize()
+        assert study.store.count("COMPLETE") == 4
+    finally:
+        study.close()

@@ -79,10 +79,16 @@ class TrainReport:
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else \
-        torch.empty(0)
+    dev = _device(model)
+    out = torch.cat([model(x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)]) \
+        if len(x) else torch.empty(0)
     model.train(was_training)
     return out
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
@@ -113,7 +119,7 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total: int) -> torch.optim.lr_scheduler.LRScheduler:
-    if cfg.schedule == "onecycle" and total > 1:
+    if cfg.schedule == "onecycle" and total >= 8:  # shorter runs: OneCycleLR divides by zero at 4 steps
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.25)
     if cfg.schedule == "cosine" and total > 1:
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
@@ -157,6 +163,7 @@ def train(
     bad_evals = 0
     t0 = time.perf_counter()
     model.train()
+    dev = _device(model)  # data stay on the CPU; each batch moves to the model's device
     step = 0
     order = subset[torch.randperm(n_use, generator=g)]
     pos = 0
@@ -165,9 +172,9 @@ def train(
             order, pos = subset[torch.randperm(n_use, generator=g)], 0
         idx = order[pos:pos + cfg.batch_size]
         pos += cfg.batch_size
-        xb = _augment(x[idx], cfg.augment, g)
+        xb = _augment(x[idx], cfg.augment, g).to(dev, non_blocking=True)
         out = model(xb)
-        loss = kd_loss(out, y[idx], None if teacher_logits is None else teacher_logits[idx],
+        loss = kd_loss(out, y[idx].to(dev), None if teacher_logits is None else teacher_logits[idx].to(dev),
                        alpha=cfg.alpha, temperature=cfg.temperature)
         if not torch.isfinite(loss):
             raise CandidateFailed(f"non-finite loss ({float(loss.detach())}) at step {step}")

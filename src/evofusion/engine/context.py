@@ -49,7 +49,14 @@ class EvalContext:
     latency_threads: int = 1
     threads: int = 0  # torch threads inside an evaluation; 0 = leave as is
     inherit_weights: bool = True
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 @functools.lru_cache(maxsize=4)

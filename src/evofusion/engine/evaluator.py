@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
-from evofusion.engine.context import EvalContext, load_arrays
+from evofusion.engine.context import EvalContext, load_arrays, resolve_device
 from evofusion.engine.inherit import inherit_weights
 from evofusion.errors import CandidateFailed
 from evofusion.genome import build, genome_from_dict
@@ -110,8 +110,10 @@ def evaluate(job: EvalJob) -> EvalOutcome:
             info["inherited"] = inherit_weights(model, load_file(job.parent_weights))
         arrays = load_arrays(ctx.data_dir, ctx.teacher_dir)
         gen = torch.Generator().manual_seed(job.seed)
+        model.to(resolve_device(ctx.device))
         info.update(_train_candidate(model, arrays, ctx, gen))
         values["accuracy"] = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
+        model.cpu()
         if ctx.measure_latency or "latency_ms" in ctx.objectives:
             lat = measure_latency_ms(model, shape, threads=ctx.latency_threads)
             values["latency_ms"] = float(lat["latency_ms"])

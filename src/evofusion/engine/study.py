@@ -18,7 +18,7 @@ from evofusion.config import SearchConfig, config_diff, validate_config
 from evofusion.data import DataSplits, check_splits, check_teacher_outputs, load_dataset
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 from evofusion.engine.callbacks import Callback, JsonlLogger
-from evofusion.engine.context import EvalContext, cache_root, load_arrays, prepare_arrays
+from evofusion.engine.context import EvalContext, cache_root, load_arrays, prepare_arrays, resolve_device
 from evofusion.engine.evaluator import EvalJob, EvalOutcome, evaluate, save_weights
 from evofusion.engine.executors import EXECUTORS, Executor
 from evofusion.errors import ConfigError, RunStoreError
@@ -94,7 +94,7 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
     ctx = EvalContext(data_dir=str(data_dir), teacher_dir=teacher_dir, train=train_cfg,
                       objectives=tuple(cfg.objectives.names), constraints=tuple(cfg.objectives.constraints),
                       latency_threads=cfg.objectives.latency_threads, threads=threads,
-                      inherit_weights=cfg.inherit_weights)
+                      inherit_weights=cfg.inherit_weights, device=cfg.device)
     s = cfg.space
     space = SearchSpace(in_channels=splits.in_channels, input_size=splits.input_size,
                         num_classes=splits.num_classes, encoding=s.encoding, min_stages=s.min_stages,
@@ -297,13 +297,14 @@ class Study:
                 model = build(genome)
             if row["weights_file"] and Path(row["weights_file"]).exists():
                 model.load_state_dict(load_file(row["weights_file"]))
+            model.to(resolve_device(self.cfg.device))
             t0 = time.perf_counter()
             rep = train(model, arrays["train_x"], arrays["train_y"], tcfg, teacher_logits=arrays.get("train_t"),
                         val=(arrays["val_x"], arrays["val_y"]), generator=torch.Generator().manual_seed(seed))
             val_acc = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
             test_acc = evaluate_accuracy(model, arrays["test_x"], arrays["test_y"])
             path = self.store.weights_path(cid, final=True)
-            whash = save_weights(model, path)
+            whash = save_weights(model.cpu(), path)
             values = dict(row["objective_values"], accuracy=val_acc)
             secs = time.perf_counter() - t0
             self.store.add_final(cid, val_acc, test_acc, values, str(path), whash, secs,

@@ -54,7 +54,7 @@ def train_teacher(
     Initialization runs under ``torch.random.fork_rng`` seeded with ``seed``, and all training
     randomness comes from a generator seeded with ``seed``: the same seed gives the same teacher and
     the global RNG state is left untouched. Recipe: SGD (nesterov) with one-cycle schedule, peak ``lr``
-    (default 0.05), random flips, hard labels only, best-val weights restored. Test accuracy is
+    (default 0.1), random flips, hard labels only, best-val weights restored. Test accuracy is
     measured once, at the end, for reporting.
 
     Args:
@@ -76,7 +76,7 @@ def train_teacher(
         torch.manual_seed(seed)
         model = build_teacher(arch, in_channels=splits.in_channels, num_classes=splits.num_classes,
                               input_size=splits.input_size, width=width)
-    cfg = TrainConfig(epochs=epochs, optimizer="sgd", lr=0.05 if lr is None else lr, schedule="onecycle",
+    cfg = TrainConfig(epochs=epochs, optimizer="sgd", lr=0.1 if lr is None else lr, schedule="onecycle",
                       augment="flip", alpha=1.0, restore_best=True, batch_size=batch_size)
     x, y = splits.train.tensors()
     val = splits.val.tensors()
