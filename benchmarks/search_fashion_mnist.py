@@ -12,8 +12,11 @@ Columns:
   after the full-data KD fine-tune (``final.epochs``);
 * wall time of the search loop (after the teacher), and of the fine-tunes.
 
+Hard constraints: params <= 100k and FLOPs <= 10M (checked before training; violators are INFEASIBLE
+and cost no training), which keeps every candidate's cost bounded on a CPU.
+
 Run: ``.venv/bin/python benchmarks/search_fashion_mnist.py [--seeds 0 1 2] [--out bench_runs/search]``
-Budget: about 45-60 minutes on 2 CPU cores with the defaults.
+Budget: about 60 minutes on 2 CPU cores with the defaults.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def config(strategy: str, seed: int, args: argparse.Namespace) -> dict:
         "space": {"max_stages": 4, "widths": [4, 8, 12, 16, 24, 32, 48, 64], "max_depth": 2,
                   "head_hidden": [0, 32]},
         "strategy": {"name": strategy, "population": args.population, "params": params},
-        "objectives": {"names": ["accuracy", "params"], "constraints": ["params <= 100000"]},
+        "objectives": {"names": ["accuracy", "params"], "constraints": ["params <= 100000", "flops <= 10000000"]},
     }
 
 
@@ -109,8 +112,8 @@ def main() -> None:
     ap.add_argument("--strategies", nargs="+", default=["nsga2", "regularized", "random"])
     ap.add_argument("--population", type=int, default=8)
     ap.add_argument("--generations", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--final-epochs", type=float, default=4)
+    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--final-epochs", type=float, default=2)
     ap.add_argument("--out", default="bench_runs/search")
     args = ap.parse_args()
     out = Path(args.out)

@@ -15,6 +15,14 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "${EVOFUSION_DATA:-}" ]; t
   fi
 fi
 
+# Debian's Chromium + ChromeDriver for the dashboard's browser test (skipped when absent).
+if [ "${EVOFUSION_BROWSER:-1}" = 1 ] && [ ! -x /usr/bin/chromedriver ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing chromium + chromium-driver (browser tests)"
+  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+    { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+    echo "note: chromium not installed; the browser test will be skipped" >&2
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating $VENV"
   python3 -m venv "$VENV"
@@ -25,5 +33,5 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   echo "== installing torch (CPU build)"
   "$VENV/bin/pip" install -q torch==2.13.0
 fi
-echo "== installing evofusion"
-"$VENV/bin/pip" install -q -e ".[dev]"
+echo "== installing evofusion (with the export, trackers and browser-test extras)"
+"$VENV/bin/pip" install -q -e ".[dev,export,trackers,browser]"

@@ -22,11 +22,23 @@ teacher_app = typer.Typer(no_args_is_help=True, help="Train and inspect zoo teac
 app.add_typer(teacher_app, name="teacher")
 console = Console(stderr=True)
 out = Console()
+_TRACKER_HELP = "tensorboard | mlflow (repeat for both); logs go to RUN_DIR/tensorboard, RUN_DIR/mlflow.db"
 
 
 def _fail(e: Exception) -> None:
     console.print(f"[bold red]error:[/] {e}", highlight=False)
     raise typer.Exit(2)
+
+
+def _trackers(names: list[str]) -> list[Any]:
+    """Tracker callbacks by name (``--tracker``); they log under the run directory."""
+    from evofusion.engine.trackers import TRACKERS
+
+    valid = TRACKERS.names()
+    for n in names:
+        if n not in valid:
+            raise EvoFusionError(f"--tracker: unknown tracker {n!r}; valid: {', '.join(valid)}")
+    return [TRACKERS.create(n) for n in dict.fromkeys(names)]
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
@@ -66,6 +78,7 @@ def search(
     top_k: Annotated[int | None, typer.Option("--top-k", help="winners to fine-tune on full data")] = None,
     final_epochs: Annotated[float | None, typer.Option("--final-epochs")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
+    tracker: Annotated[list[str] | None, typer.Option("--tracker", help=_TRACKER_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Run an evolutionary search with KD in the loop; writes RUN_DIR with database, weights, report."""
@@ -93,18 +106,19 @@ def search(
             for k, v in overrides.items():
                 set_dotted(d, k, v)
             cfg = validate_config(d)
-        _run(cfg, run_dir, quiet=quiet)
+        _run(cfg, run_dir, quiet=quiet, trackers=_trackers(tracker or []))
     except EvoFusionError as e:
         _fail(e)
 
 
-def _run(cfg: Any, run_dir: Path, quiet: bool, study: Any = None) -> None:
+def _run(cfg: Any, run_dir: Path, quiet: bool, study: Any = None, trackers: list[Any] | None = None) -> None:
     from evofusion.engine import Study
     from evofusion.viz import write_html_report
     from evofusion.viz.progress import RichProgress
 
     log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
-    callbacks = [] if quiet else [RichProgress(console)]
+    # trackers first: Study matches saved callback states by position, and --quiet drops the bar
+    callbacks = [*(trackers or []), *([] if quiet else [RichProgress(console)])]
     if study is None:
         study = Study.create(cfg, run_dir, callbacks=callbacks, log=log)
     try:
@@ -125,6 +139,7 @@ def resume(
     max_evaluations: Annotated[int | None, typer.Option("--max-evaluations")] = None,
     allow_config_change: Annotated[bool, typer.Option("--allow-config-change")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
+    tracker: Annotated[list[str] | None, typer.Option("--tracker", help=_TRACKER_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Continue a stopped or killed run exactly where its last finished generation ended."""
@@ -145,7 +160,8 @@ def resume(
         log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
         study = Study.resume(run_dir, overrides=_merge_top(run_dir, nested),
                              allow_config_change=allow_config_change,
-                             callbacks=[] if quiet else [RichProgress(console)], log=log)
+                             callbacks=[*_trackers(tracker or []), *([] if quiet else [RichProgress(console)])],
+                             log=log)
         _run(study.cfg, run_dir, quiet, study=study)
     except EvoFusionError as e:
         _fail(e)
@@ -206,15 +222,56 @@ def report(
 
 
 @app.command()
+def dashboard(
+    run_dir: Path,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 picks a free port")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="open the page in a browser")] = True,
+    poll: Annotated[float, typer.Option("--poll", min=0.2, max=3600, help="page refresh, seconds")] = 2.0,
+) -> None:
+    """Live dashboard of a run (also while its search is running), until Ctrl-C."""
+    from evofusion.viz.dashboard import serve_dashboard
+
+    try:
+        server = serve_dashboard(run_dir, host=host, port=port, poll_seconds=poll)
+    except EvoFusionError as e:
+        _fail(e)
+    except OSError as e:
+        _fail(EvoFusionError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror or e})"))
+    print(f"EvoFusion dashboard of {run_dir}: {server.url}  (Ctrl-C stops it)", flush=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@app.command()
 def export(
     run_dir: Path,
     candidate: Annotated[str, typer.Option("--candidate", help="best | candidate id")] = "best",
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("student"),
+    onnx: Annotated[bool, typer.Option("--onnx", help="also write student.onnx (parity-checked; needs "
+                                       "pip install 'evofusion\\[export]')")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="also write student.int8.onnx (implies --onnx)")] = False,
+    calibration: Annotated[int, typer.Option("--calibration", min=1, help="training images that calibrate "
+                                             "int8")] = 512,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the run's data files")] = None,
 ) -> None:
-    """Write genome.json + weights.safetensors + card.json; load with evofusion.load_student(DIR)."""
+    """Write genome.json + weights.safetensors + card.json; load with evofusion.load_student(DIR).
+
+    With --onnx / --int8 the card also gets the ONNX parity error, fp32/int8 sizes, accuracy measured
+    with ONNX Runtime on the run's validation split (test split separately), ORT latency and FLOPs.
+    """
     from evofusion.export import export_student
     from evofusion.store import RunStore
     from evofusion.viz import report_data
+    from evofusion.viz.report import lineage
 
     try:
         with RunStore(run_dir, lock=False, readonly=True) as store:
@@ -241,11 +298,36 @@ def export(
             card = {"candidate_id": cid, "objectives": row["objective_values"], "parents": row["parents"],
                     "operator": row["operator"], "generation": row["generation"], "teacher": data["teacher"],
                     "data": data["data"], "final": fin and {k: fin[k] for k in ("val_accuracy", "test_accuracy")},
-                    "notes": "flops = 2 * macs (torch.utils.flop_counter counts a multiply-add as 2 FLOPs)"}
+                    "notes": "flops = 2 * macs (torch.utils.flop_counter counts a multiply-add as 2 FLOPs)",
+                    "lineage": [{"id": n["id"], "generation": n["generation"], "operator": n["operator"],
+                                 "parents": n["parents"]} for n in lineage(data["candidates"], cid)["nodes"]]}
             path = export_student(row["genome"], weights, out_dir, card)
+            if onnx or int8:
+                _export_onnx(store, path, card, int8, calibration, data_dir)
         out.print(f"exported candidate {cid} to {path}")
     except EvoFusionError as e:
         _fail(e)
+
+
+def _export_onnx(store: Any, path: Path, card: dict[str, Any], int8: bool, calibration: int,
+                 data_dir: str | None) -> None:
+    """Add student.onnx (and student.int8.onnx) to an exported bundle, measured on the run's data."""
+    from evofusion.data import load_dataset
+    from evofusion.export import load_student
+    from evofusion.export.quantize import onnx_deployment
+    from evofusion.store.atomic import atomic_write_json
+
+    cfg, meta = store.get_meta("config"), store.get_meta("data")
+    d = cfg["data"]
+    splits = load_dataset(meta["name"], data_dir=data_dir or d.get("data_dir"), val_fraction=d["val_fraction"],
+                          seed=d["seed"], limit=d.get("limit"))
+    if splits.fingerprint() != meta["fingerprint"]:
+        raise EvoFusionError(f"--data-dir: the data differ from the run's (fingerprint {splits.fingerprint()} "
+                             f"vs {meta['fingerprint']}); point --data-dir at the run's {meta['name']} files")
+    threads = cfg.get("objectives", {}).get("latency_threads", 1)
+    card["deployment"] = onnx_deployment(load_student(path), splits, path, int8=int8, calibration=calibration,
+                                         threads=threads, seed=d["seed"])
+    atomic_write_json(path / "card.json", card)
 
 
 @app.command()
@@ -301,7 +383,8 @@ def teacher_train(
             raise EvoFusionError(f"--arch: unknown teacher {arch!r}; valid: {', '.join(list_teachers())}")
         splits = load_dataset(data, data_dir=data_dir, limit=limit)
         check_splits(splits)
-        meta = train_teacher(arch, splits, epochs, out_dir, width=width, seed=seed)
+        meta = train_teacher(arch, splits, epochs, out_dir, width=width, seed=seed,
+                             progress=lambda step, acc: console.print(f"step {step}: val acc {acc:.4f}"))
         out.print(json.dumps(meta, indent=1))
     except EvoFusionError as e:
         _fail(e)

@@ -46,6 +46,8 @@ def test_search_as_written_in_the_issue_then_report_export_evaluate(tmp_path: Pa
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     card = json.loads((out / "card.json").read_text())
     assert card["candidate_id"] == data["best"] and "flops" in card["objectives"]
+    assert card["lineage"][0]["id"] == data["best"]  # the candidate itself, then its ancestors
+    assert {a["id"] for a in card["lineage"][1:]} >= set(card["parents"])
 
     r = invoke("evaluate", str(out), "--data", "digits", "--no-latency")
     assert r.exit_code == 0, r.output

@@ -26,7 +26,9 @@ class Callback:
 
 
 class JsonlLogger(Callback):
-    """Appends one JSON line per candidate and per generation to ``RUN_DIR/logs.jsonl``."""
+    """Appends one JSON line per candidate and per generation to ``RUN_DIR/logs.jsonl``, and a
+    ``study_start``/``study_end`` line around each ``optimize()`` (``elapsed``: the study's search
+    seconds so far, carried across resumes)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -35,6 +37,14 @@ class JsonlLogger(Callback):
         rec["time"] = time.time()
         with self.path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
+
+    def on_study_start(self, study: Any) -> None:
+        self._write({"event": "study_start", "generation": study.generation, "next_id": study.next_id,
+                     "elapsed": study.elapsed})
+
+    def on_study_end(self, study: Any) -> None:
+        self._write({"event": "study_end", "generation": study.generation, "next_id": study.next_id,
+                     "elapsed": study.elapsed})
 
     def on_candidate_end(self, study: Any, outcome: Any) -> None:
         self._write({"event": "candidate", "id": outcome.candidate_id, "status": outcome.status,

@@ -26,6 +26,7 @@ from evofusion.engine.inherit import inherit_weights
 from evofusion.errors import CandidateFailed
 from evofusion.genome import build, genome_from_dict
 from evofusion.objectives.base import ObjectiveSet
+from evofusion.objectives.edge import onnx_latency_ms
 from evofusion.objectives.metrics import count_params, flops_and_macs, measure_latency_ms, size_bytes
 
 
@@ -118,6 +119,10 @@ def evaluate(job: EvalJob) -> EvalOutcome:
             lat = measure_latency_ms(model, shape, threads=ctx.latency_threads)
             values["latency_ms"] = float(lat["latency_ms"])
             info["latency"] = lat
+        if "latency_ort_ms" in ctx.objectives or any(c.name == "latency_ort_ms" for c in objectives.constraints):
+            lat = onnx_latency_ms(model, shape, threads=ctx.latency_threads)  # temporary ONNX file
+            values["latency_ort_ms"] = float(lat["latency_ms"])
+            info["latency_ort"] = lat
         if not all(math.isfinite(v) for v in values.values()):
             raise CandidateFailed(f"non-finite objective values {values}")
         whash = save_weights(model, job.out_weights)

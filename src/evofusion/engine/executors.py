@@ -1,4 +1,5 @@
-"""Executors: ``map(fn, jobs) -> outcomes`` in job order.
+"""Executors: ``map(fn, jobs) -> outcomes`` in job order, and ``imap`` yielding each outcome as soon
+as it (and every job before it) is done, so the Study stores finished candidates one by one.
 
 The serial executor runs in the driver; the process executor runs jobs in a pool of worker
 processes (spawned, so each worker imports torch cleanly and loads the data once). A worker that
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from evofusion.registry import Registry
@@ -17,6 +18,8 @@ from evofusion.registry import Registry
 
 class Executor(Protocol):
     def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]: ...
+
+    def imap(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[Any]: ...
 
     def close(self) -> None: ...
 
@@ -30,7 +33,11 @@ class SerialExecutor:
         pass
 
     def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
-        return [fn(j) for j in jobs]
+        return list(self.imap(fn, jobs))
+
+    def imap(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[Any]:
+        for j in jobs:
+            yield fn(j)
 
     def close(self) -> None:
         pass
@@ -59,20 +66,23 @@ class ProcessExecutor:
         return self._pool
 
     def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
+        return list(self.imap(fn, jobs))
+
+    def imap(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[Any]:
         futures = [self._get_pool().submit(fn, j) for j in jobs]
-        out = []
         broken = False
-        for job, fut in zip(jobs, futures, strict=True):
-            try:
-                out.append(fut.result())
-            except cf.process.BrokenProcessPool as e:
-                broken = True
-                out.append(self._failed(job, f"worker process died: {e}"))
-            except Exception as e:
-                out.append(self._failed(job, f"{type(e).__name__}: {e}"))
-        if broken:
-            self.close()
-        return out
+        try:
+            for job, fut in zip(jobs, futures, strict=True):
+                try:
+                    yield fut.result()
+                except cf.process.BrokenProcessPool as e:
+                    broken = True
+                    yield self._failed(job, f"worker process died: {e}")
+                except Exception as e:
+                    yield self._failed(job, f"{type(e).__name__}: {e}")
+        finally:
+            if broken:
+                self.close()
 
     def _failed(self, job: Any, reason: str) -> Any:
         if self.on_failure is None:

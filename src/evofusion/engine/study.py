@@ -46,15 +46,22 @@ def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any 
         return None
     if t.path is not None:
         p = Path(t.path)
-        return Teacher.from_dir(p) if p.is_dir() else Teacher.from_file(p, arch=t.arch)
+        teacher = Teacher.from_dir(p) if p.is_dir() else Teacher.from_file(p, arch=t.arch)
+        teacher.meta = {**teacher.meta, "dir": str(p.resolve())}
+        return teacher
     spec = default_teacher_for(splits.name)
     arch, width, epochs = t.arch or spec["arch"], t.width or spec["width"], t.epochs or spec["epochs"]
     d = root / "zoo" / f"{splits.name}-{splits.fingerprint()}-{arch}-w{width}-e{epochs}"
     if not (d / "teacher.json").exists():
         log(f"training the default teacher {arch} (width {width}, {epochs} epochs) on {splits.name}; "
             f"cached in {d}")
-        train_teacher(arch, splits, epochs, d, width=width, seed=0)
-    return Teacher.from_dir(d)
+        meta = train_teacher(arch, splits, epochs, d, width=width, seed=0,
+                             progress=lambda step, acc: log(f"  teacher step {step}: val acc {acc:.4f}"))
+        log(f"teacher: val acc {meta['val_accuracy']:.4f}, test acc {meta['test_accuracy']:.4f}, "
+            f"{meta['params']} params, {meta['seconds']:.0f} s")
+    teacher = Teacher.from_dir(d)
+    teacher.meta = {**teacher.meta, "dir": str(d)}
+    return teacher
 
 
 @dataclass
@@ -196,15 +203,21 @@ class Study:
     # --- state ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         return {"next_id": self.next_id, "elapsed": self.elapsed, "strategy": self.strategy.state_dict(),
-                "callbacks": [c.state_dict() for c in self.callbacks]}
+                "callbacks": [{"class": type(c).__name__, "state": c.state_dict()} for c in self.callbacks]}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.generation = state["generation"]
         self.next_id = state["next_id"]
         self.elapsed = state["elapsed"]
         self.strategy.load_state_dict(state["strategy"])
-        for c, s in zip(self.callbacks, state.get("callbacks", []), strict=False):
-            c.load_state_dict(s)
+        # match saved callback states by class (the list may differ, e.g. --quiet drops the progress bar)
+        saved: dict[str, list[dict[str, Any]]] = {}
+        for entry in state.get("callbacks", []):
+            saved.setdefault(entry["class"], []).append(entry["state"])
+        for c in self.callbacks:
+            pending = saved.get(type(c).__name__)
+            if pending:
+                c.load_state_dict(pending.pop(0))
 
     # --- the loop ------------------------------------------------------------------------------
     def done(self) -> bool:
@@ -246,7 +259,8 @@ class Study:
                                      p.operator, p.operator_args, seed)
             jobs.append(EvalJob(cid, p.genome.to_dict(), seed, str(self.store.weights_path(cid)),
                                 self.setup.context, self._parent_weights(p)))
-        for out in self.executor.map(evaluate, jobs):
+        run = getattr(self.executor, "imap", None) or self.executor.map  # imap: store each as it ends
+        for out in run(evaluate, jobs):
             self.store.finish_candidate(out.candidate_id, out.status, out.values, out.reason, out.weights_hash,
                                         out.weights_file, out.train, out.seconds)
             outcomes[out.candidate_id] = out

@@ -27,6 +27,7 @@ KNOWN_OBJECTIVES: dict[str, tuple[str, str, float]] = {
     "flops": ("min", "log10", 0.01),
     "macs": ("min", "log10", 0.01),
     "latency_ms": ("min", "log10", 0.01),
+    "latency_ort_ms": ("min", "log10", 0.01),  # ONNX Runtime CPU latency (objectives/edge.py)
     "size_bytes": ("min", "log10", 0.01),
 }
 STATIC_METRICS = ("params", "flops", "macs", "size_bytes")  # known before training

@@ -5,8 +5,7 @@ The HTML report embeds plotly.js from the installed plotly package (no CDN), so 
 
 from __future__ import annotations
 
-import html
-import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,21 @@ def _objectives(store: RunStore) -> ObjectiveSet:
                                    cfg["objectives"]["weights"])
 
 
+def candidate_rows(store: RunStore) -> list[dict[str, Any]]:
+    """Every candidate as a plain dict: id, generation, status, parents, operator, objectives, genome."""
+    return [{"id": r["id"], "generation": r["generation"], "status": r["status"], "parents": r["parents"],
+             "operator": r["operator"], "objectives": r["objective_values"], "reason": r["reason"],
+             "genome_hash": r["genome_hash"], "seconds": r["seconds"], "genome": r["genome"]}
+            for r in store.candidates()]
+
+
 def report_data(store: RunStore) -> dict[str, Any]:
-    """Every candidate (id, generation, status, parents, operator, objectives) plus the Pareto ids."""
+    """Every candidate (id, generation, status, parents, operator, objectives, genome), the Pareto ids,
+    the finals, best and mean of each objective per generation, and growth events (if any)."""
     from evofusion.engine.study import pareto_ids
 
     objectives = _objectives(store)
-    cands = [{"id": r["id"], "generation": r["generation"], "status": r["status"], "parents": r["parents"],
-              "operator": r["operator"], "objectives": r["objective_values"], "reason": r["reason"],
-              "genome_hash": r["genome_hash"], "seconds": r["seconds"]} for r in store.candidates()]
+    cands = candidate_rows(store)
     finals = [{"id": f["candidate_id"], "val_accuracy": f["val_accuracy"], "test_accuracy": f["test_accuracy"],
                "objectives": f["objective_values"]} for f in store.finals()]
     best = max(finals, key=lambda f: f["val_accuracy"])["id"] if finals else None
@@ -35,50 +41,87 @@ def report_data(store: RunStore) -> dict[str, Any]:
             "pareto": pareto_ids(store, objectives), "finals": finals, "best": best,
             "teacher": store.get_meta("teacher"), "data": store.get_meta("data"),
             "counts": {s: sum(1 for c in cands if c["status"] == s)
-                       for s in ("COMPLETE", "FAILED", "INFEASIBLE", "PENDING")}}
+                       for s in ("COMPLETE", "FAILED", "INFEASIBLE", "PENDING")},
+            "directions": {o.name: o.direction for o in objectives.objectives},
+            "generations": generation_stats(cands, objectives), "growth": growth_events(store)}
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def generation_stats(cands: list[dict[str, Any]], objectives: ObjectiveSet) -> list[dict[str, Any]]:
+    """Per generation: candidate counts and the best and mean of each objective over COMPLETE ones."""
+    by_gen: dict[int, list[dict[str, Any]]] = {}
+    for c in cands:
+        by_gen.setdefault(c["generation"], []).append(c)
+    out = []
+    for g in sorted(by_gen):
+        done = [c for c in by_gen[g] if c["status"] == "COMPLETE"]
+        best, mean = {}, {}
+        for o in objectives.objectives:
+            vals = [float(c["objectives"][o.name]) for c in done if _finite(c["objectives"].get(o.name))]
+            if vals:
+                best[o.name] = max(vals) if o.direction == "max" else min(vals)
+                mean[o.name] = sum(vals) / len(vals)
+        out.append({"generation": g, "candidates": len(by_gen[g]), "complete": len(done),
+                    "best": best, "mean": mean})
+    return out
+
+
+def growth_events(store: RunStore) -> list[dict[str, Any]]:
+    """Rows of the ``growth_events`` table (step, operator, params_before, params_after, acc_before,
+    acc_after, and any other columns) ordered by step; [] when the run has no such table."""
+    conn = store.conn
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='growth_events'").fetchone() is None:
+        return []
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(growth_events)")]
+    order = " ORDER BY step, rowid" if "step" in cols else " ORDER BY rowid"
+    return [{k: v for k, v in zip(cols, row, strict=True) if not isinstance(v, bytes)}
+            for row in conn.execute("SELECT * FROM growth_events" + order)]
+
+
+def lineage(cands: list[dict[str, Any]], cid: int) -> dict[str, Any]:
+    """Ancestors of candidate ``cid`` through ``parents``: every ancestor once (``nodes``, newest first),
+    the parent -> child ``edges``, and a nested ``tree`` in which an ancestor reached a second time
+    (crossover of relatives) is a ``{"id": .., "ref": true}`` leaf. KeyError for an unknown id."""
+    by_id = {c["id"]: c for c in cands}
+    if cid not in by_id:
+        raise KeyError(cid)
+    seen: dict[int, dict[str, Any]] = {}
+    edges: list[list[int]] = []
+    stack = [cid]
+    while stack:
+        i = stack.pop()
+        if i in seen or i not in by_id:
+            continue
+        c = by_id[i]
+        seen[i] = {k: c[k] for k in ("id", "generation", "status", "operator", "parents", "objectives")}
+        for p in dict.fromkeys(c["parents"]):  # a crossover of a parent with itself is one edge
+            edges.append([p, i])
+            stack.append(p)
+    expanded: set[int] = set()
+
+    def tree(i: int) -> dict[str, Any]:
+        if i in expanded or i not in by_id:
+            return {"id": i, "ref": True}
+        expanded.add(i)
+        c = by_id[i]
+        return {"id": i, "generation": c["generation"], "operator": c["operator"],
+                "parents": [tree(p) for p in c["parents"]]}
+
+    nodes = sorted(seen.values(), key=lambda n: (-n["generation"], n["id"]))
+    return {"id": cid, "nodes": nodes, "edges": edges, "tree": tree(cid)}
 
 
 def write_html_report(store: RunStore, out: str | Path | None = None) -> Path:
-    """Pareto front (accuracy vs params, hover = candidate) and best accuracy per generation."""
-    import plotly.graph_objects as go
-    from plotly.offline import get_plotlyjs
-    from plotly.subplots import make_subplots
+    """One self-contained HTML file (data embedded as JSON, plotly.js inlined, no request outside it):
+    the live dashboard's page frozen at this moment: Pareto front (accuracy vs params, hover =
+    candidate), objectives per generation, lineage of the best candidate, architecture growth (if
+    any), the finals and a sortable candidate table."""
+    from evofusion.viz.dashboard import render_page
 
     data = report_data(store)
     out = Path(out) if out else store.dir / "report.html"
-    done = [c for c in data["candidates"] if c["status"] == "COMPLETE"]
-    pareto = set(data["pareto"])
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Validation accuracy vs parameters",
-                                                        "Best validation accuracy per generation"))
-    for name, rows, color in (("candidates", [c for c in done if c["id"] not in pareto], "#9aa5b1"),
-                              ("Pareto front", sorted((c for c in done if c["id"] in pareto),
-                                                      key=lambda c: c["objectives"]["params"]), "#d1495b")):
-        fig.add_trace(go.Scatter(
-            x=[c["objectives"]["params"] for c in rows], y=[c["objectives"]["accuracy"] for c in rows],
-            mode="markers+lines" if name == "Pareto front" else "markers", name=name,
-            marker={"color": color, "size": 8},
-            text=[f"#{c['id']} gen {c['generation']} {c['operator'] or 'random'}" for c in rows],
-            hovertemplate="%{text}<br>params %{x}<br>acc %{y:.4f}<extra></extra>"), row=1, col=1)
-    gens = sorted({c["generation"] for c in done})
-    best, run = [], 0.0
-    for g in gens:
-        run = max([run] + [c["objectives"]["accuracy"] for c in done if c["generation"] == g])
-        best.append(run)
-    fig.add_trace(go.Scatter(x=gens, y=best, mode="lines+markers", name="best so far"), row=1, col=2)
-    fig.update_xaxes(type="log", title_text="parameters", row=1, col=1)
-    fig.update_xaxes(title_text="generation", row=1, col=2)
-    fig.update_layout(height=480, width=1100, template="plotly_white")
-    rows = "".join(
-        f"<tr><td>{f['id']}</td><td>{int(f['objectives'].get('params', 0))}</td><td>{f['val_accuracy']:.4f}</td>"
-        f"<td>{f['test_accuracy']:.4f}</td></tr>" for f in data["finals"])
-    counts = ", ".join(f"{k.lower()} {v}" for k, v in data["counts"].items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>EvoFusion report</title>
-<script>{get_plotlyjs()}</script></head><body style="font-family:sans-serif">
-<h1>EvoFusion run {html.escape(str(store.dir))}</h1>
-<p>Data: {html.escape(json.dumps(data['data']))}<br>Teacher: {html.escape(json.dumps(data['teacher']))}<br>
-Candidates: {counts}. Pareto ids: {data['pareto']}</p>
-{fig.to_html(full_html=False, include_plotlyjs=False)}
-<h2>Final fine-tuned winners</h2><table border=1 cellpadding=4><tr><th>id</th><th>params</th>
-<th>val acc</th><th>test acc</th></tr>{rows}</table></body></html>"""
-    out.write_text(page)
+    out.write_text(render_page(data, title=f"EvoFusion report: {store.dir}"))
     return out
