@@ -254,3 +254,15 @@ def test_short_runs_with_onecycle_do_not_crash(cfg: TrainConfig) -> None:
     y = torch.arange(len(x)) % 3
     report = train(nn.Linear(1, 3), x, y, cfg)
     assert report.steps == 4
+
+
+def test_on_epoch_sees_every_epoch_and_its_weights() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x, y = torch.randn(40, 1, 2, 2), torch.arange(40) % 3
+    seen: list[tuple[int, torch.Tensor]] = []
+    train(model, x, y, TrainConfig(epochs=3, batch_size=10, schedule="constant"),
+          on_epoch=lambda e, m: seen.append((e, m[1].weight.detach().clone())))
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert not torch.equal(seen[0][1], seen[1][1])
+    torch.testing.assert_close(seen[-1][1], model[1].weight)

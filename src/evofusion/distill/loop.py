@@ -136,6 +136,7 @@ def train(
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
     on_eval: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> TrainReport:
     """Train ``model`` in place on (x, y), with KD when ``teacher_logits`` (aligned with x) are given.
 
@@ -143,7 +144,8 @@ def train(
     ``cfg.steps`` steps or ``cfg.epochs`` epochs, evaluates on ``val`` once per epoch (or every
     ``eval_every`` steps), stops after ``patience`` evaluations without improvement and, with
     ``restore_best``, ends with the best evaluated weights. All randomness (subset, shuffling,
-    augmentation) comes from ``generator``.
+    augmentation) comes from ``generator``. ``on_epoch(epoch, model)`` runs after every full epoch
+    (e.g. to save the last epochs' weights as "ancestors" for weight-space evolution).
 
     Raises:
         CandidateFailed: the loss became NaN or infinite.
@@ -186,6 +188,9 @@ def train(
         report.samples_seen += len(idx)
         if step % steps_per_epoch == 0 or step == total:
             report.loss_history.append(float(loss.detach()))
+        if on_epoch is not None and step % steps_per_epoch == 0:
+            on_epoch(step // steps_per_epoch, model)
+            model.train()
         if val is not None and (step % eval_every == 0 or step == total):
             acc = evaluate_accuracy(model, *val)
             report.final_val_accuracy = acc
