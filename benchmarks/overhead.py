@@ -34,7 +34,7 @@ GENOME = StudentGenome(stages=(StageGene(8, depth=2), StageGene(16, depth=2), St
 def cfg_dict(steps: int) -> dict:
     return {"seed": 0, "generations": 1, "data": {"name": "fashion-mnist"},
             "distill": {"steps": steps, "batch_size": 128, "schedule": "onecycle"},
-            "final": {"top_k": 0}, "strategy": {"name": "random", "population": 1},
+            "final": {"top_k": 0}, "strategy": {"name": "random", "population": 2}, "max_evaluations": 1,
             "inherit_weights": False}
 
 

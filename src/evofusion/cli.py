@@ -390,6 +390,49 @@ def teacher_train(
         _fail(e)
 
 
+@app.command("evolve-weights")
+def evolve_weights(
+    strategy: Annotated[str | None, typer.Option("--strategy", help="de | shade | cade | es | evolver")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the data files")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
+    population: Annotated[int | None, typer.Option("--population", help="P: ancestors / offspring")] = None,
+    generations: Annotated[int | None, typer.Option("--generations")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="new run directory")] = None,
+    resume_dir: Annotated[Path | None, typer.Option("--resume", help="continue this weight run")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, e.g. params.F=0.7")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Evolve the weights of a fixed student from back-propagation ancestors (DE family, Evolver, ES)."""
+    from evofusion.config import set_dotted
+    from evofusion.viz import write_html_report
+    from evofusion.weights.study import WeightStudy
+
+    log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+    try:
+        if resume_dir is not None:
+            study = WeightStudy.resume(resume_dir, log=log)
+        else:
+            flags = {"strategy": strategy, "data.name": data, "data.data_dir": data_dir, "data.limit": limit,
+                     "population": population, "generations": generations, "seed": seed}
+            d: dict[str, Any] = {}
+            for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
+                set_dotted(d, k, v)
+            study = WeightStudy.create(d, run_dir or Path("runs/weights"), log=log)
+        try:
+            final = study.optimize()
+            html = write_html_report(study.store)
+            if not quiet and final is not None:
+                out.print(f"best candidate {final['candidate_id']}: val acc {final['val_accuracy']:.4f}, "
+                          f"test acc {final['test_accuracy']:.4f}")
+                console.print(f"report: {html}")
+        finally:
+            study.close()
+    except EvoFusionError as e:
+        _fail(e)
+
+
 @app.command("list")
 def list_() -> None:
     """Registered strategies, operators, objectives, teachers and data sets."""

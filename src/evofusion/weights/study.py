@@ -1,0 +1,496 @@
+"""The run loop of weight-space evolution, in the same run store as architecture search.
+
+A ``WeightStudy`` evolves the flat weight vector of one fixed student architecture:
+
+1. **Ancestors.** ``P`` students are trained with the one training loop
+   (:func:`evofusion.distill.train`): ``ancestors.seeds`` runs with different seeds, keeping the
+   weights of each run's last ``ancestors.last_k`` epochs (``on_epoch``) -- the Darwinian-DE recipe
+   of starting from back-propagation "ancestors". Each is saved under ``RUN_DIR/ancestors`` and
+   recorded as a candidate (generation -1, operator ``bp``).
+2. **Evolution.** Each generation: ``ask`` -> score the trials (batched by
+   :class:`~evofusion.weights.vector.PopulationEvaluator`, or per member for few-shot fitness) ->
+   ``tell`` -> one candidate row for the generation's best vector (weights as safetensors) -> an
+   atomic checkpoint (strategy state and run generator in ``checkpoints/gen_XXXXX.json``, every
+   strategy tensor in ``checkpoints/gen_XXXXX.safetensors``).
+3. **Final.** The best vector's validation and test accuracy go to the ``finals`` table, so
+   ``evofusion report`` shows them.
+
+Fitness kinds (``fitness.kind``): ``train_loss_slice`` -- cross-entropy on a random slice of
+``fitness.batch`` training examples, re-drawn every generation from the run's generator (the DE
+family's default); ``val_accuracy`` -- validation accuracy (Evolver and ES default); ``fewshot`` --
+mean linear-probe accuracy on N-way K-shot episodes of held-out classes drawn from the training
+split (ancestors never see those classes; the ``accuracy`` recorded is the same measure on
+episodes from the validation split, the final test accuracy on episodes from the test split).
+Internally every kind is a score where higher is better; the DE family minimises its negation.
+
+Buffers (BatchNorm statistics) are not evolved: every vector runs with the buffers of the ancestor
+whose initial score was best (see :mod:`evofusion.weights.vector`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from evofusion.errors import ConfigError, EvoFusionError, RunStoreError
+from evofusion.store import RunStore, atomic_write_bytes
+from evofusion.weights import cade as _cade  # noqa: F401 - registers "cade"
+from evofusion.weights import de as _de  # noqa: F401 - registers "de"
+from evofusion.weights import shade as _shade  # noqa: F401 - registers "shade"
+from evofusion.weights.base import create_weight_strategy, generator_state_from_str, generator_state_to_str
+from evofusion.weights.es import ESFusion
+from evofusion.weights.evolver import Evolver
+from evofusion.weights.fewshot import Episode, fewshot_fitness, heldout_split, make_episodes
+from evofusion.weights.vector import PopulationEvaluator, load_vector, num_params, to_vector
+
+__all__ = ["WeightStudy", "WeightStudyConfig", "validate_weight_config"]
+
+DE_FAMILY = ("de", "shade", "cade")
+STRATEGY_NAMES = (*DE_FAMILY, "es", "evolver")
+FitnessKind = Literal["train_loss_slice", "val_accuracy", "fewshot"]
+
+
+# --- config ----------------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WeightDataConfig(_Strict):
+    name: str = "digits"
+    data_dir: str | None = None
+    limit: int | None = Field(None, ge=10)  # training examples kept (None = all)
+    val_fraction: float = Field(0.1, gt=0, le=0.5)
+
+
+class AncestorsConfig(_Strict):
+    epochs: int = Field(2, ge=1, le=1000)  # epochs of every back-propagation run
+    last_k: int = Field(1, ge=1, le=1000)  # ancestors kept per run: its last k epochs (<= epochs)
+    seeds: int | None = Field(None, ge=1, le=100000)  # runs; None = ceil(P / last_k)
+    batch_size: int = Field(64, ge=1, le=65536)
+    lr: float = Field(3e-3, gt=0, le=10)
+
+
+class FitnessConfig(_Strict):
+    kind: FitnessKind | None = None  # None: train_loss_slice for de/shade/cade, val_accuracy otherwise
+    batch: int = Field(256, ge=1)  # train_loss_slice: examples per slice
+    holdout: list[int] = Field(default_factory=lambda: [5, 6, 7, 8, 9])  # fewshot: held-out classes
+    n_way: int = Field(5, ge=2)
+    k_shot: int = Field(5, ge=1)
+    queries: int = Field(5, ge=1)  # query examples per class
+    episodes: int = Field(8, ge=1)  # episodes in each fixed list (fitness, val, test)
+
+
+class WeightStudyConfig(_Strict):
+    strategy: Literal["de", "shade", "cade", "es", "evolver"] = "de"
+    params: dict[str, Any] = Field(default_factory=dict)  # the strategy's keyword arguments
+    population: int = Field(8, ge=2, le=100000)  # P: ancestors; ES: offspring per round
+    generations: int = Field(10, ge=1, le=1000000)
+    seed: int = Field(0, ge=0)
+    data: WeightDataConfig = Field(default_factory=WeightDataConfig)
+    student: dict[str, Any] | None = None  # a StudentGenome dict; shape fields default to the data's
+    ancestors: AncestorsConfig = Field(default_factory=AncestorsConfig)
+    fitness: FitnessConfig = Field(default_factory=FitnessConfig)
+
+    def fitness_kind(self) -> str:
+        if self.fitness.kind is not None:
+            return self.fitness.kind
+        return "train_loss_slice" if self.strategy in DE_FAMILY else "val_accuracy"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _format(e: ValidationError) -> ConfigError:
+    err = e.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "config"
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    if "input" in err and err["type"] != "extra_forbidden" and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return ConfigError(field, msg)
+
+
+def validate_weight_config(data: dict[str, Any]) -> WeightStudyConfig:
+    """Validate a weight-study config mapping; raises ConfigError naming the first bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError("config", "must be a mapping of keys to values")
+    try:
+        cfg = WeightStudyConfig.model_validate(data)
+    except ValidationError as e:
+        raise _format(e) from None
+    from evofusion.data import dataset_names
+
+    if cfg.data.name not in dataset_names():
+        raise ConfigError("data.name", f"unknown data set {cfg.data.name!r}; valid: {', '.join(dataset_names())}")
+    if cfg.ancestors.last_k > cfg.ancestors.epochs:
+        raise ConfigError("ancestors.last_k", f"must be <= ancestors.epochs ({cfg.ancestors.epochs}), "
+                          f"got {cfg.ancestors.last_k}")
+    runs = cfg.ancestors.seeds or math.ceil(cfg.population / cfg.ancestors.last_k)
+    if runs * cfg.ancestors.last_k < cfg.population:
+        raise ConfigError("ancestors.seeds", f"{runs} runs x last_k {cfg.ancestors.last_k} give fewer than "
+                          f"population={cfg.population} ancestors")
+    if cfg.fitness_kind() == "fewshot" and cfg.fitness.n_way > len(set(cfg.fitness.holdout)):
+        raise ConfigError("fitness.n_way", f"must be <= the number of held-out classes "
+                          f"({len(set(cfg.fitness.holdout))}), got {cfg.fitness.n_way}")
+    _make_strategy(cfg, torch.zeros(cfg.population, 4), torch.zeros(cfg.population), torch.Generator())
+    return cfg
+
+
+def _make_strategy(cfg: WeightStudyConfig, population: torch.Tensor, score: torch.Tensor,
+                   generator: torch.Generator) -> Any:
+    """The strategy for ``population`` whose scores (higher is better) are ``score``.
+
+    Errors from the strategy's own checks are re-raised naming ``params.<field>``.
+    """
+    params = dict(cfg.params)
+    try:
+        if cfg.strategy in DE_FAMILY:
+            if cfg.strategy == "cade":
+                params.setdefault("total_generations", cfg.generations)
+            return create_weight_strategy(cfg.strategy, population, -score, generator, **params)
+        if cfg.strategy == "evolver":
+            return Evolver(population, score, generator, **params)
+        params.setdefault("offspring", cfg.population)
+        return ESFusion(population[int(torch.argmax(score))], generator, **params)
+    except ConfigError as e:
+        if e.field == "population":
+            raise ConfigError("population", str(e).split(": ", 1)[-1]) from None
+        raise ConfigError(f"params.{e.field}", str(e).split(": ", 1)[-1]) from None
+    except TypeError as e:
+        raise ConfigError("params", f"invalid parameter for strategy {cfg.strategy!r} ({e})") from None
+
+
+def _sub_seed(seed: int, *keys: int) -> int:
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+def _hash_tensor(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+# --- the study ---------------------------------------------------------------------------------------
+class WeightStudy:
+    """Weight-space evolution of one student architecture with a run directory that resumes exactly.
+
+    Create with :meth:`create` (new run directory) or :meth:`resume`; then :meth:`optimize` and
+    :meth:`close`. ``generation`` counts completed generations (0 right after the ancestors).
+    """
+
+    def __init__(self, cfg: WeightStudyConfig, store: RunStore | None, log: Callable[[str], Any] = print):
+        from evofusion.data import load_dataset
+        from evofusion.genome import StudentGenome, build
+
+        self.cfg, self.log = cfg, log
+        self._store = store
+        d = cfg.data
+        self.splits = load_dataset(d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, seed=cfg.seed,
+                                   limit=d.limit)
+        self.genome = self._genome(StudentGenome)
+        self.build = build
+        self.kind = cfg.fitness_kind()
+        self.train_x, self.train_y = self.splits.train.tensors()
+        self.val_x, self.val_y = self.splits.val.tensors()
+        self.test_x, self.test_y = self.splits.test.tensors()
+        if self.kind == "fewshot":
+            self._fewshot_setup()
+        self.module = self._new_module()
+        self.dim = num_params(self.module)
+        self.generator = torch.Generator().manual_seed(_sub_seed(cfg.seed, 1))  # slices
+        self.strategy_generator = torch.Generator().manual_seed(_sub_seed(cfg.seed, 2))
+        self.strategy: Any = None
+        self.generation = 0
+        self.buffers_from = 0  # ancestor whose buffers every vector runs with
+
+    # --- construction ------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, cfg: dict[str, Any] | WeightStudyConfig, run_dir: str | Path,
+               log: Callable[[str], Any] = print) -> WeightStudy:
+        """Validate ``cfg``, load the data, then create ``run_dir`` (nothing is created on bad input)."""
+        wcfg = cfg if isinstance(cfg, WeightStudyConfig) else validate_weight_config(cfg)
+        run_dir = Path(run_dir)
+        if (run_dir / "run.db").exists():
+            raise RunStoreError(f"{run_dir} already holds a run; use `evofusion evolve-weights --resume "
+                                f"{run_dir}` or choose another --run-dir")
+        study = cls(wcfg, None, log)  # everything that can fail on bad input, before the directory exists
+        store = RunStore(run_dir, create=True)
+        try:
+            study._store = store
+            store.set_meta("config", {"objectives": {"names": ["accuracy", "params"], "constraints": [],
+                                                     "weights": {}}, "weights": wcfg.to_dict()})
+            store.set_meta("kind", "weights")
+            store.set_meta("data", {"name": wcfg.data.name, "fingerprint": study.splits.fingerprint(),
+                                    "num_classes": study.splits.num_classes})
+            store.set_meta("teacher", None)
+            return study
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, log: Callable[[str], Any] = print) -> WeightStudy:
+        """Reopen a weight run; continues from the newest checkpoint whose JSON and tensors both load."""
+        store = RunStore(run_dir)
+        try:
+            if store.get_meta("kind") != "weights":
+                raise RunStoreError(f"{run_dir} is not a weight-evolution run; resume it with `evofusion resume`")
+            cfg = validate_weight_config(store.get_meta("config")["weights"])
+            study = cls(cfg, store, log)
+            if study.splits.fingerprint() != store.get_meta("data")["fingerprint"]:
+                raise RunStoreError("the data differ from the run's; resume with the same data set")
+            study._load_latest()
+            return study
+        except BaseException:
+            store.close()
+            raise
+
+    @property
+    def store(self) -> RunStore:
+        if self._store is None:
+            raise RunStoreError("this study has no run directory yet")
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def _genome(self, student_genome: Any) -> Any:
+        from evofusion.genome import StageGene
+
+        s = self.splits
+        shape = {"in_channels": s.in_channels, "input_size": s.input_size, "num_classes": s.num_classes}
+        if self.cfg.student is None:
+            return student_genome(stages=(StageGene(8), StageGene(16)), **shape)
+        try:
+            return student_genome.from_dict({**shape, **self.cfg.student})
+        except ConfigError as e:
+            raise ConfigError(f"student.{e.field}", str(e).split(": ", 1)[-1]) from None
+
+    def _new_module(self) -> torch.nn.Module:
+        with torch.random.fork_rng():
+            torch.manual_seed(_sub_seed(self.cfg.seed, 3))
+            return self.build(self.genome)
+
+    def _fewshot_setup(self) -> None:
+        f = self.cfg.fitness
+        try:
+            (self.train_x, self.train_y), (hx, hy) = heldout_split((self.train_x, self.train_y), f.holdout)
+            _, (vx, vy) = heldout_split((self.val_x, self.val_y), f.holdout)
+            _, (tx, ty) = heldout_split((self.test_x, self.test_y), f.holdout)
+            # training labels keep their values: the 10-way head just never sees the held-out ones
+            g = torch.Generator().manual_seed(_sub_seed(self.cfg.seed, 4))
+            args = (f.episodes, f.n_way, f.k_shot, f.queries)
+            self.fit_episodes: list[Episode] = make_episodes(hx, hy, *args, generator=g)
+            self.val_episodes: list[Episode] = make_episodes(vx, vy, *args, generator=g)
+            self.test_episodes: list[Episode] = make_episodes(tx, ty, *args, generator=g)
+        except ValueError as e:
+            raise ConfigError("fitness", f"cannot draw few-shot episodes: {e}") from None
+
+    # --- scoring -----------------------------------------------------------------------------------
+    def score(self, pop: torch.Tensor) -> torch.Tensor:
+        """Scores ``(P,)`` of the vectors for the configured fitness, higher is better.
+
+        ``train_loss_slice`` draws a new slice from the run generator on every call.
+        """
+        if self.kind == "train_loss_slice":
+            n = len(self.train_y)
+            idx = torch.randperm(n, generator=self.generator)[:min(self.cfg.fitness.batch, n)]
+            return -self._loss_eval.evaluate(pop, idx).double()
+        if self.kind == "val_accuracy":
+            return self._val_eval.evaluate(pop).double()
+        return torch.tensor([self._fewshot(v, self.fit_episodes) for v in pop], dtype=torch.float64)
+
+    def _fewshot(self, vec: torch.Tensor, episodes: list[Episode]) -> float:
+        load_vector(self.module, vec)
+        return fewshot_fitness(self.module, episodes)
+
+    def measure(self, vec: torch.Tensor) -> dict[str, float]:
+        """Validation accuracy, full training loss and accuracy, and the parameter count of one vector."""
+        from evofusion.distill import predict_logits
+
+        load_vector(self.module, vec)
+        logits = predict_logits(self.module, self.train_x)
+        values = {"train_loss": float(F.cross_entropy(logits, self.train_y)),
+                  "train_accuracy": float((logits.argmax(1) == self.train_y).double().mean()),
+                  "params": float(self.dim)}
+        if self.kind == "fewshot":
+            values["accuracy"] = self._fewshot(vec, self.val_episodes)
+        else:
+            values["accuracy"] = float((predict_logits(self.module, self.val_x).argmax(1) == self.val_y)
+                                       .double().mean())
+        return values
+
+    def _evaluators(self) -> None:
+        self._loss_eval = PopulationEvaluator(self.module, self.train_x, self.train_y, batch_size=1024,
+                                              metric="loss")
+        self._val_eval = PopulationEvaluator(self.module, self.val_x, self.val_y, batch_size=1024,
+                                             metric="accuracy")
+
+    # --- ancestors ---------------------------------------------------------------------------------
+    def _ancestors(self) -> tuple[torch.Tensor, float]:
+        from evofusion.distill import TrainConfig, train
+
+        a, p = self.cfg.ancestors, self.cfg.population
+        runs = a.seeds or math.ceil(p / a.last_k)
+        tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, alpha=1.0, restore_best=False)
+        states: list[dict[str, torch.Tensor]] = []
+        t0 = time.perf_counter()
+        for r in range(runs):
+            if len(states) >= p:
+                break
+            seed = _sub_seed(self.cfg.seed, 100 + r)
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                model = self.build(self.genome)
+
+            def keep(epoch: int, m: torch.nn.Module) -> None:
+                if epoch > a.epochs - a.last_k and len(states) < p:
+                    states.append({k: v.detach().clone().contiguous() for k, v in m.state_dict().items()})
+
+            train(model, self.train_x, self.train_y, tcfg, generator=torch.Generator().manual_seed(seed),
+                  on_epoch=keep)
+        seconds = (time.perf_counter() - t0) / max(1, len(states))
+        vectors = []
+        for i, state in enumerate(states):
+            path = self.store.dir / "ancestors" / f"{i}.safetensors"
+            atomic_write_bytes(path, st_save(state))
+            self.module.load_state_dict(state)
+            vectors.append(to_vector(self.module))
+        return torch.stack(vectors), seconds
+
+    def _init(self) -> None:
+        pop, seconds = self._ancestors()
+        p = self.cfg.population
+        self._load_buffers(0)
+        self._evaluators()
+        score = self.score(pop)
+        self.buffers_from = int(torch.argmax(score))
+        if self.buffers_from != 0:  # re-score every ancestor with the chosen shared buffers
+            self._load_buffers(self.buffers_from)
+            score = self.score(pop)
+        self.store.set_meta("buffers_from", self.buffers_from)
+        for i in range(p):
+            values = {**self.measure(pop[i]), "fitness": float(score[i])}
+            self._record(i, -1, pop[i], values, "bp", {"ancestor": i}, seconds)
+        self.strategy = _make_strategy(self.cfg, pop, score, self.strategy_generator)
+        self._checkpoint()
+
+    def _load_buffers(self, i: int) -> None:
+        state = st_load((self.store.dir / "ancestors" / f"{i}.safetensors").read_bytes())
+        self.module.load_state_dict(state)
+
+    # --- the loop ----------------------------------------------------------------------------------
+    def optimize(self, until: int | None = None) -> dict[str, Any] | None:
+        """Run generations up to ``until`` (default: all); after the last one, record the final result.
+
+        Returns the final row (``finals`` table) once the run is complete, else None.
+        """
+        if self.strategy is None:
+            self.log(f"training {self.cfg.population} back-propagation ancestors")
+            self._init()
+        end = self.cfg.generations if until is None else min(until, self.cfg.generations)
+        while self.generation < end:
+            self._step()
+        if self.generation >= self.cfg.generations:
+            return self.finalize()
+        return None
+
+    def _step(self) -> None:
+        g = self.generation + 1
+        t0 = time.perf_counter()
+        trials = self.strategy.ask()
+        score = self.score(trials)
+        if self.cfg.strategy in DE_FAMILY:
+            self.strategy.tell(-score)
+            vec, fit = self.strategy.best()
+            fit = -fit
+        else:
+            self.strategy.tell(score)
+            vec, fit = self.strategy.best()
+        values = {**self.measure(vec), "fitness": float(fit)}
+        cid = self.cfg.population + g - 1
+        self._record(cid, g, vec, values, self.cfg.strategy, {"generation": g}, time.perf_counter() - t0)
+        self.generation = g
+        self._checkpoint()
+        self.log(f"gen {g}/{self.cfg.generations}: fitness {fit:.4f} val acc {values['accuracy']:.4f} "
+                 f"train loss {values['train_loss']:.4f}")
+
+    def _record(self, cid: int, generation: int, vec: torch.Tensor, values: dict[str, float], operator: str,
+                args: dict[str, Any], seconds: float) -> None:
+        load_vector(self.module, vec)
+        data = st_save({k: v.detach().contiguous() for k, v in self.module.state_dict().items()})
+        path = self.store.weights_path(cid)
+        atomic_write_bytes(path, data)
+        parents = [] if generation < 0 else ([cid - 1] if generation > 1 else list(range(self.cfg.population)))
+        self.store.add_candidate(cid, generation, self.genome.to_dict(), _hash_tensor(vec), parents, operator,
+                                 args, self.cfg.seed, status="RUNNING")
+        self.store.finish_candidate(cid, "COMPLETE", values, weights_hash=hashlib.sha256(data).hexdigest()[:16],
+                                    weights_file=str(path.relative_to(self.store.dir)), seconds=seconds)
+
+    # --- checkpoints -------------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        name = f"gen_{self.generation:05d}.safetensors"
+        atomic_write_bytes(self.store.dir / "checkpoints" / name, st_save(self.strategy.tensors()))
+        self.store.write_checkpoint(self.generation, {
+            "strategy": self.strategy.state_dict(), "tensors": name,
+            "generator": generator_state_to_str(self.generator), "buffers_from": self.buffers_from})
+
+    def _load_latest(self) -> None:
+        for path in sorted((self.store.dir / "checkpoints").glob("gen_*.json"), reverse=True):
+            try:
+                state = json.loads(path.read_text())
+                tensors = st_load((path.parent / state["tensors"]).read_bytes())
+                self.buffers_from = int(state["buffers_from"])
+                self._load_buffers(self.buffers_from)
+                pop = tensors.get("population", tensors.get("parent"))
+                if pop.ndim == 1:
+                    pop = pop[None].expand(self.cfg.population, -1)
+                strategy = _make_strategy(self.cfg, pop.clone(), torch.zeros(len(pop), dtype=torch.float64),
+                                          self.strategy_generator)
+                strategy.load_state_dict(state["strategy"], tensors)
+                generator_state_from_str(self.generator, state["generator"])
+            except (ValueError, OSError, KeyError, EvoFusionError, SafetensorError) as e:
+                self.log(f"checkpoint {path} is unreadable ({e}); falling back to an older one")
+                continue
+            self.strategy, self.generation = strategy, int(state["generation"])
+            self._evaluators()
+            self.log(f"resuming after generation {self.generation}")
+            return
+        self.log("no checkpoint: training the ancestors again")
+
+    # --- final -------------------------------------------------------------------------------------
+    def best_vector(self) -> torch.Tensor:
+        return self.strategy.best()[0]
+
+    def finalize(self) -> dict[str, Any]:
+        """Validation and test accuracy of the best vector, in the ``finals`` table (idempotent)."""
+        from evofusion.distill import evaluate_accuracy
+
+        cid = self.cfg.population + self.generation - 1 if self.generation else int(self.buffers_from)
+        done = {f["candidate_id"]: f for f in self.store.finals()}
+        if cid in done:
+            return done[cid]
+        row = self.store.candidate(cid)
+        vec = self.best_vector()
+        load_vector(self.module, vec)
+        if self.kind == "fewshot":
+            test = fewshot_fitness(self.module, self.test_episodes)
+        else:
+            test = evaluate_accuracy(self.module, self.test_x, self.test_y)
+        values = {**row["objective_values"], "test_accuracy": test}
+        self.store.add_final(cid, row["objective_values"]["accuracy"], test, values, row["weights_file"],
+                             row["weights_hash"], 0.0, {})
+        self.log(f"best (candidate {cid}): val acc {values['accuracy']:.4f} test acc {test:.4f}")
+        return {"candidate_id": cid, "val_accuracy": values["accuracy"], "test_accuracy": test,
+                "objective_values": values}
