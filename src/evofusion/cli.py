@@ -73,7 +73,8 @@ def search(
     device: Annotated[str | None, typer.Option("--device", help="cpu | cuda | cuda:N | auto")] = None,
     objectives: Annotated[str | None, typer.Option("--objectives", help="comma list, e.g. accuracy,params")] = None,
     constraint: Annotated[list[str] | None, typer.Option("--constraint", help="e.g. 'params<=50000'")] = None,
-    epochs: Annotated[float | None, typer.Option("--epochs", help="training epochs per candidate")] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="training epochs per candidate (instead of steps)")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="training steps per candidate (default 200)")] = None,
     data_fraction: Annotated[float | None, typer.Option("--data-fraction", help="share of train data")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", help="winners to fine-tune on full data")] = None,
     final_epochs: Annotated[float | None, typer.Option("--final-epochs")] = None,
@@ -94,6 +95,10 @@ def search(
         overrides.update({k: v for k, v in flags.items() if v is not None})
         if no_teacher:
             overrides["teacher.enabled"] = False
+        if epochs is not None and steps is None:
+            overrides["distill.steps"] = None  # an epoch budget replaces the default step budget
+        if steps is not None:
+            overrides["distill.steps"] = steps
         if objectives is not None:
             overrides["objectives.names"] = [o.strip() for o in objectives.split(",") if o.strip()]
         if constraint:

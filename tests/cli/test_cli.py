@@ -162,3 +162,18 @@ def test_list_command() -> None:
     assert r.exit_code == 0
     for word in ("nsga2", "regularized", "mutate_width", "bit_flip", "small_cnn", "fashion-mnist"):
         assert word in r.stdout
+
+
+def test_epochs_flag_replaces_the_step_budget(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    r = invoke("search", "--data", "digits", "--population", "2", "--generations", "1", "--strategy", "random",
+               "--epochs", "1", "--data-fraction", "0.5", "--run-dir", str(run), *QUICK[:2], *QUICK[4:])
+    assert r.exit_code == 0, r.output
+    data = json.loads(invoke("report", str(run), "--json", "--no-html").stdout)
+    from evofusion.store import RunStore
+
+    with RunStore(run, lock=False, readonly=True) as s:
+        assert s.get_meta("config")["distill"]["steps"] is None
+        row = s.candidate(data["candidates"][0]["id"])
+    # 1 epoch over half of the 300-example training split at batch 128 = 2 steps
+    assert row["train"]["steps"] == 2
