@@ -11,8 +11,8 @@ setup:
 # Data, default teacher (trained once and cached), a short NSGA-II search with KD, the report, the export.
 demo: setup
 	rm -rf $(RUN)
-	$(BIN)/evofusion search --data fashion-mnist --strategy nsga2 --population 8 --generations 4 \
-	  --epochs 1 --data-fraction 0.2 --constraint "params<=50000" --top-k 2 --final-epochs 3 \
+	$(BIN)/evofusion search --data fashion-mnist --strategy nsga2 --population 8 --generations 3 \
+	  --steps 100 --constraint "params<=50000" --constraint "flops<=10000000" --top-k 1 --final-epochs 2 \
 	  --seed 0 --run-dir $(RUN)
 	$(BIN)/evofusion report $(RUN)
 	$(BIN)/evofusion export $(RUN) --candidate best --out $(RUN)/best
