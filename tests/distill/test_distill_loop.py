@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,16 +15,6 @@ from evofusion.distill.loop import TrainConfig, evaluate_accuracy, predict_logit
 from evofusion.errors import CandidateFailed, ConfigError
 from evofusion.genome.build import build
 from evofusion.genome.spec import StageGene, StudentGenome
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny models: a second intra-op thread only adds spin-waiting, which is very slow on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SMALL = StudentGenome(stages=(StageGene(8), StageGene(16)), input_size=8, num_classes=10)
 

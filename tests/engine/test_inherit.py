@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -18,14 +16,6 @@ PARENT = StudentGenome(stages=(StageGene(8), StageGene(16, skip=True)), head=Hea
 CONV0 = "stages.0.blocks.0.0.weight"
 BN0 = "stages.0.blocks.0.1"
 CONV1 = "stages.1.blocks.0.0.weight"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _trained_like(genome: StudentGenome, seed: int) -> nn.Module:

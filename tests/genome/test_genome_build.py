@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -12,16 +10,6 @@ from evofusion.genome.build import Student, build
 from evofusion.genome.chromosome import ChromosomeGenome
 from evofusion.genome.spec import HeadGene, StageGene, StudentGenome
 from evofusion.layers.blocks import ACTIVATIONS, ConvStage
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny models: a second intra-op thread only adds spin-waiting, which is very slow on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 GENOMES = {
     "one-stage-gap": StudentGenome(stages=(StageGene(4),), input_size=8),

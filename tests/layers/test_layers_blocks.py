@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
 
 from evofusion.layers.blocks import ACTIVATIONS, POOLS, ConvBlock, ConvStage, make_activation
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny models: a second intra-op thread only adds spin-waiting, which is very slow on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _backward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -25,15 +25,6 @@ from evofusion.weights.fewshot import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # noqa: ANN202
-    # tiny models: on a loaded 2-core machine intra-op threads cost 10-25x (measured), not gain
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits():  # noqa: ANN201
     return load_dataset("digits")

@@ -16,7 +16,6 @@ from evofusion.errors import ConfigError
 from evofusion.store import RunStore
 from evofusion.weights import WEIGHT_STRATEGIES, WeightStudy
 
-torch.set_num_threads(1)
 runner = CliRunner()
 TINY_STUDENT = {"stages": [{"width": 4}, {"width": 8}]}
 
