@@ -203,3 +203,21 @@ def test_process_executor_matches_candidates(tmp_path: Path) -> None:
         assert study.store.count("COMPLETE") == 4
     finally:
         study.close()
+
+
+@pytest.mark.parametrize("strategy", ["random", "nsga2", "regularized", "ga"])
+def test_static_constraints_steer_proposals_to_feasible_candidates(tmp_path: Path, strategy: str) -> None:
+    # widths up to 64 and flatten heads make many random genomes exceed 2k params; none is evaluated
+    over = {"strategy.name": strategy, "objectives.constraints": ["params <= 2000"],
+            "space.widths": [4, 8, 16, 32, 64], "space.head_kinds": ["gap", "flatten"], "space.max_stages": 3}
+    if strategy == "regularized":
+        over["strategy.params"] = {"sample_size": 2}
+    study = Study.create(tiny_config(**over), tmp_path / "r", log=lambda *_: None)
+    try:
+        assert study.setup.space.admissible is not None
+        study.optimize()
+        rows = study.store.candidates()
+        assert len(rows) == 8
+        assert all(r["status"] == "COMPLETE" and r["objective_values"]["params"] <= 2000 for r in rows)
+    finally:
+        study.close()

@@ -131,3 +131,15 @@ def test_contains_rejects_outside_genomes() -> None:
     assert not SPACES["chromosome"].contains(ok)
     assert not SPACES["chromosome"].contains(CHROMO)  # 4 blocks, the space wants 5
     assert SearchSpace(encoding="chromosome", chromosome_blocks=4).contains(CHROMO)
+
+
+def test_space_sample_respects_the_admissible_predicate() -> None:
+    import numpy as np
+
+    from evofusion.genome.space import SearchSpace
+
+    space = SearchSpace(input_size=8, admissible=lambda g: all(s.width <= 8 for s in g.to_student().stages))
+    rng = np.random.default_rng(0)
+    genomes = [space.sample(rng) for _ in range(30)]
+    assert all(space.admits(g) for g in genomes)
+    assert SearchSpace(input_size=8) == SearchSpace(input_size=8, admissible=lambda g: True)  # not compared

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import time
@@ -19,12 +20,12 @@ from evofusion.data import DataSplits, check_splits, check_teacher_outputs, load
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 from evofusion.engine.callbacks import Callback, JsonlLogger
 from evofusion.engine.context import EvalContext, cache_root, load_arrays, prepare_arrays, resolve_device
-from evofusion.engine.evaluator import EvalJob, EvalOutcome, evaluate, save_weights
+from evofusion.engine.evaluator import EvalJob, EvalOutcome, evaluate, save_weights, static_metrics
 from evofusion.engine.executors import EXECUTORS, Executor
 from evofusion.errors import ConfigError, RunStoreError
 from evofusion.genome import build, genome_from_dict
 from evofusion.genome.space import SearchSpace
-from evofusion.objectives.base import ObjectiveSet
+from evofusion.objectives.base import STATIC_METRICS, ObjectiveSet
 from evofusion.objectives.pareto import pareto_front
 from evofusion.store import RunStore
 from evofusion.strategies import STRATEGIES, Proposal, Result, Strategy, create_strategy
@@ -62,6 +63,26 @@ def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any 
     teacher = Teacher.from_dir(d)
     teacher.meta = {**teacher.meta, "dir": str(d)}
     return teacher
+
+
+class StaticFeasibility:
+    """Predicate for ``SearchSpace.admissible``: the genome meets the hard constraints that are known
+    before training (params, FLOPs, MACs, size). The model is built on the meta device (no memory,
+    no RNG use) and the answer is cached by genome hash."""
+
+    def __init__(self, objectives: ObjectiveSet):
+        self.objectives = objectives
+        self.cache: dict[str, bool] = {}
+
+    def __call__(self, genome: Any) -> bool:
+        h = genome.hash
+        if h not in self.cache:
+            student = genome.to_student()
+            with torch.device("meta"):
+                model = build(genome)
+            shape = (student.in_channels, student.input_size, student.input_size)
+            self.cache[h] = self.objectives.static_violation(static_metrics(model, shape)) == 0
+        return self.cache[h]
 
 
 @dataclass
@@ -111,6 +132,8 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
                         head_hidden=tuple(s.head_hidden), chromosome_blocks=s.chromosome_blocks,
                         chromosome_base_width=s.chromosome_base_width)
     objectives = ObjectiveSet.from_names(cfg.objectives.names, cfg.objectives.constraints, cfg.objectives.weights)
+    if any(c.name in STATIC_METRICS for c in objectives.constraints):
+        space = dataclasses.replace(space, admissible=StaticFeasibility(objectives))
     return StudySetup(splits, teacher, ctx, space, objectives, info)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +38,13 @@ class SearchSpace:
     head_hidden: tuple[int, ...] = (0, 32, 64)
     chromosome_blocks: int = 7  # layer bits of a chromosome genome
     chromosome_base_width: int = 4
+    # optional cheap predicate (e.g. static hard constraints: params, FLOPs): sampling and variation
+    # retry until it holds, so evaluations are not spent on candidates known to be infeasible
+    admissible: Callable[[Genome], bool] | None = field(default=None, compare=False, repr=False)
+    admissible_tries: int = 200  # draws before sample() gives up and returns the last one
+
+    def admits(self, genome: Genome) -> bool:
+        return self.admissible is None or bool(self.admissible(genome))
 
     def _task(self) -> dict[str, int]:
         return {"in_channels": self.in_channels, "input_size": self.input_size,
@@ -53,7 +61,16 @@ class SearchSpace:
         )
 
     def sample(self, rng: np.random.Generator) -> Genome:
-        """A uniformly random genome of this space (retries until it validates)."""
+        """A uniformly random genome of this space that validates and, when the space has an
+        ``admissible`` predicate, satisfies it (the last draw after ``admissible_tries`` otherwise)."""
+        genome = self._sample_valid(rng)
+        for _ in range(self.admissible_tries - 1):
+            if self.admits(genome):
+                break
+            genome = self._sample_valid(rng)
+        return genome
+
+    def _sample_valid(self, rng: np.random.Generator) -> Genome:
         if self.encoding == "chromosome":
             bits = tuple(int(b) for b in rng.integers(0, 2, HEADER_BITS + self.chromosome_blocks))
             return ChromosomeGenome(bits=bits, base_width=self.chromosome_base_width, **self._task())

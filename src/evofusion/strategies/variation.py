@@ -74,9 +74,11 @@ class Variation:
         mutation_ops: arity-1 operator names; None = every registered one for ``space.encoding``.
         crossover_ops: arity-2 operator names; None = every registered one for ``space.encoding``.
 
-    A child that equals one of its parents or whose hash is in ``seen`` is remade from the same
+    A child that equals one of its parents, whose hash is in ``seen``, or that the space does not
+    admit (``SearchSpace.admissible``, e.g. over a static params/FLOPs limit) is remade from the same
     crossover result with another mutation (operators not yet tried first), up to ``MAX_RETRIES``
-    times, after which the last one is accepted. An operator answering ``{"noop": True}`` counts
+    times, after which the last one is accepted (an inadmissible one is replaced by a fresh
+    admissible sample without parents). An operator answering ``{"noop": True}`` counts
     as no change and is not recorded in the proposal.
     """
 
@@ -134,11 +136,14 @@ class Variation:
             genome, op_name, info = self._mutate(base, self.mutations, rng)
         tried: set[str] = {op_name} if op_name else set()
         for _ in range(MAX_RETRIES):
-            if not self.mutations or (genome.hash not in parent_hashes and genome.hash not in seen):
+            if not self.mutations or (genome.hash not in parent_hashes and genome.hash not in seen
+                                      and self.space.admits(genome)):
                 break
             fresh = [op for op in self.mutations if op.name not in tried] or self.mutations
             genome, op_name, info = self._mutate(base, fresh, rng)
             tried.add(op_name)
+        if not self.space.admits(genome):  # variation cannot reach the admissible region: resample
+            return Proposal(genome=self.space.sample(rng))
         ops, args = list(base_ops), dict(base_args)
         if info is not None and op_name is not None:
             ops.append(op_name)
