@@ -162,7 +162,8 @@ class SearchConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def _format(e: ValidationError) -> ConfigError:
+def config_error(e: ValidationError) -> ConfigError:
+    """The first pydantic error as a ConfigError naming the dotted field (and the bad value)."""
     err = e.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "config"
     msg = err["msg"]
@@ -180,7 +181,7 @@ def validate_config(data: dict[str, Any]) -> SearchConfig:
     try:
         cfg = SearchConfig.model_validate(data)
     except ValidationError as e:
-        raise _format(e) from None
+        raise config_error(e) from None
     _semantic_checks(cfg)
     return cfg
 

@@ -45,6 +45,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from evofusion.config import config_error
 from evofusion.errors import ConfigError, EvoFusionError, RunStoreError
 from evofusion.store import RunStore, atomic_write_bytes
 from evofusion.weights import cade as _cade  # noqa: F401 - registers "cade"
@@ -113,15 +114,6 @@ class WeightStudyConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def _format(e: ValidationError) -> ConfigError:
-    err = e.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "config"
-    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-    if "input" in err and err["type"] != "extra_forbidden" and not isinstance(err["input"], dict):
-        msg += f" (got {err['input']!r})"
-    return ConfigError(field, msg)
-
-
 def validate_weight_config(data: dict[str, Any]) -> WeightStudyConfig:
     """Validate a weight-study config mapping; raises ConfigError naming the first bad field."""
     if not isinstance(data, dict):
@@ -129,7 +121,7 @@ def validate_weight_config(data: dict[str, Any]) -> WeightStudyConfig:
     try:
         cfg = WeightStudyConfig.model_validate(data)
     except ValidationError as e:
-        raise _format(e) from None
+        raise config_error(e) from None
     from evofusion.data import dataset_names
 
     if cfg.data.name not in dataset_names():
