@@ -33,5 +33,5 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   echo "== installing torch (CPU build)"
   "$VENV/bin/pip" install -q torch==2.13.0
 fi
-echo "== installing evofusion (with the export, trackers and browser-test extras)"
-"$VENV/bin/pip" install -q -e ".[dev,export,trackers,browser]"
+echo "== installing evofusion (with the export, trackers, browser-test, ray, prune and crossmodal extras)"
+"$VENV/bin/pip" install -q -e ".[dev,export,trackers,browser,ray,prune,crossmodal]"
