@@ -166,7 +166,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    ckpts = sorted(p.name for p in (Path(run) / "checkpoints").iterdir())
+    ckpts = sorted(p.name for p in (Path(run) / "checkpoints").glob("*.json"))
     assert ckpts == ["gen_00001.json", "gen_00002.json"]
 
     study = Study.resume(run, log=lambda *_: None)

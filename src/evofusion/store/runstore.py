@@ -15,15 +15,24 @@ readers (report, dashboard) open the database read-only and never block the writ
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from evofusion.errors import RunStoreError
-from evofusion.store.atomic import atomic_write_json
+from evofusion.store.atomic import atomic_write_bytes
+from evofusion.store.integrity import (
+    backup_database,
+    check_database,
+    rows_digest,
+    verify_checksum,
+)
 
 SCHEMA_VERSION = 1
 
@@ -60,6 +69,31 @@ CREATE TABLE IF NOT EXISTS finals (
 );
 """
 
+_GROWTH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS growth_events (
+    step INTEGER NOT NULL,
+    operator TEXT NOT NULL,
+    params_before INTEGER NOT NULL,
+    params_after INTEGER NOT NULL,
+    acc_before REAL,
+    acc_after REAL,
+    info TEXT NOT NULL DEFAULT '{}',
+    genome_before TEXT,
+    genome_after TEXT,
+    preserves_function INTEGER NOT NULL DEFAULT 1,
+    damage TEXT NOT NULL DEFAULT '{}',
+    candidate_id INTEGER,
+    seconds REAL
+);
+CREATE TABLE IF NOT EXISTS growth_curve (
+    step INTEGER NOT NULL,
+    params INTEGER NOT NULL,
+    val_accuracy REAL,
+    train_flops REAL,
+    seconds REAL
+);
+"""
+
 
 def _row_to_dict(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
@@ -73,9 +107,11 @@ class RunStore:
     """Owns one run directory. ``RunStore.open(dir, create=..., lock=...)``."""
 
     def __init__(self, run_dir: str | Path, *, create: bool = False, lock: bool = True,
-                 readonly: bool = False):
+                 readonly: bool = False, recover: bool = False):
         self.dir = Path(run_dir)
         self._lock_fd: int | None = None
+        self.recovered: list[str] = []  # what recover=True repaired (see evofusion.store.integrity)
+        self.restored_generation: int | None = None  # generation of the backup that replaced run.db
         db = self.dir / "run.db"
         if create:
             if db.exists():
@@ -87,6 +123,10 @@ class RunStore:
         if lock:
             self._acquire_lock()
         try:
+            if recover and not create:
+                bad = check_database(db, SCHEMA_VERSION)
+                if bad is not None:
+                    self._restore_backup(bad)
             if readonly:
                 self.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30, check_same_thread=False)
             else:
@@ -203,6 +243,45 @@ class RunStore:
     def finals(self) -> list[dict[str, Any]]:
         return [_row_to_dict(r) for r in self.conn.execute("SELECT * FROM finals ORDER BY candidate_id")]
 
+    # --- growth (evofusion.growth) ---------------------------------------------------------------
+    def ensure_growth_tables(self) -> None:
+        """Create the tables of an online-growth run (a no-op when they exist). ``growth_events``:
+        one row per architecture change; ``growth_curve``: params and val accuracy over training."""
+        with self.conn:
+            self.conn.executescript(_GROWTH_SCHEMA)
+
+    def add_growth_event(self, step: int, operator: str, params_before: int, params_after: int,
+                         acc_before: float, acc_after: float, info: dict, genome_before: str,
+                         genome_after: str, preserves_function: bool, damage: dict, candidate_id: int,
+                         seconds: float) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO growth_events (step, operator, params_before, params_after, acc_before, acc_after, "
+                "info, genome_before, genome_after, preserves_function, damage, candidate_id, seconds) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (step, operator, params_before, params_after, acc_before, acc_after, json.dumps(info),
+                 genome_before, genome_after, int(preserves_function), json.dumps(damage), candidate_id, seconds))
+
+    def add_growth_point(self, step: int, params: int, val_accuracy: float, train_flops: float,
+                         seconds: float) -> None:
+        with self.conn:
+            self.conn.execute("INSERT INTO growth_curve (step, params, val_accuracy, train_flops, seconds) "
+                              "VALUES (?,?,?,?,?)", (step, params, val_accuracy, train_flops, seconds))
+
+    def growth_curve(self) -> list[dict[str, Any]]:
+        if self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='growth_curve'"
+                             ).fetchone() is None:
+            return []
+        return [dict(r) for r in self.conn.execute("SELECT * FROM growth_curve ORDER BY step, rowid")]
+
+    def truncate_growth(self, after_step: int, after_candidate: int) -> None:
+        """Forget growth rows and candidates written after a checkpoint (resume re-does them)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM growth_events WHERE step > ?", (after_step,))
+            self.conn.execute("DELETE FROM growth_curve WHERE step > ?", (after_step,))
+            self.conn.execute("DELETE FROM candidates WHERE id > ?", (after_candidate,))
+            self.conn.execute("DELETE FROM finals")
+
     # --- files ---------------------------------------------------------------------------------
     def weights_path(self, cid: int, final: bool = False) -> Path:
         return self.dir / ("finals" if final else "weights") / f"{cid}.safetensors"
@@ -210,18 +289,75 @@ class RunStore:
     # --- checkpoints ---------------------------------------------------------------------------
     def write_checkpoint(self, generation: int, state: dict[str, Any]) -> Path:
         path = self.dir / "checkpoints" / f"gen_{generation:05d}.json"
-        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, "generation": generation, **state})
+        # serialized once: the checksum is the sha256 of the canonical (sorted-key) JSON of everything else
+        body = json.dumps({"schema_version": SCHEMA_VERSION, "generation": generation, **state}, sort_keys=True)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        atomic_write_bytes(path, f'{body[:-1]}, "checksum": "{digest}"}}'.encode())
         return path
 
-    def latest_checkpoint(self) -> tuple[dict[str, Any] | None, list[str]]:
-        """Newest checkpoint that parses; also returns warnings naming every unreadable one skipped."""
+    def latest_checkpoint(self, max_generation: int | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+        """Newest checkpoint that parses and matches its checksum (at most ``max_generation``); also
+        returns warnings naming every unreadable one skipped."""
         warnings = []
         for path in sorted((self.dir / "checkpoints").glob("gen_*.json"), reverse=True):
             try:
                 state = json.loads(path.read_text())
-                if state.get("schema_version") != SCHEMA_VERSION or "strategy" not in state:
+                if not isinstance(state, dict) or state.get("schema_version") != SCHEMA_VERSION \
+                        or "strategy" not in state:
                     raise ValueError("wrong schema version or missing fields")
+                verify_checksum(state)
+                if max_generation is not None and state["generation"] > max_generation:
+                    continue
                 return state, warnings
             except (ValueError, OSError) as e:
                 warnings.append(f"checkpoint {path} is unreadable ({e}); falling back to an older one")
         return None, warnings
+
+    # --- integrity (evofusion.store.integrity) -------------------------------------------------
+    def rows_digest(self, below_id: int) -> str:
+        return rows_digest(self.conn, below_id)
+
+    def backup(self, generation: int) -> Path:
+        """Copy the database to ``checkpoints/gen_XXXXX.db`` (the fallback of a corrupt run.db)."""
+        return backup_database(self.conn, self.dir / "checkpoints", generation)
+
+    def evaluated_hashes(self) -> set[str]:
+        """Genome hashes of every COMPLETE candidate (re-evaluations of those run first)."""
+        return {r[0] for r in self.conn.execute("SELECT genome_hash FROM candidates WHERE status='COMPLETE'")}
+
+    def _restore_backup(self, reason: str) -> int:
+        """Move the damaged database aside and put the newest valid backup in its place; return the
+        backup's generation. Raises RunStoreError naming the file when no backup is valid."""
+        db = self.dir / "run.db"
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+            self.conn = None  # type: ignore[assignment]
+        for b in sorted((self.dir / "checkpoints").glob("gen_*.db"), reverse=True):
+            if check_database(b, SCHEMA_VERSION) is not None:
+                self.recovered.append(f"database backup {b} is damaged too; trying an older one")
+                continue
+            (self.dir / "corrupt").mkdir(exist_ok=True)
+            aside = Path(tempfile.mkdtemp(dir=self.dir / "corrupt", prefix=time.strftime("%Y%m%d-%H%M%S-")))
+            for suffix in ("", "-wal", "-shm"):
+                f = self.dir / f"run.db{suffix}"
+                if f.exists():
+                    os.replace(f, aside / f.name)
+            tmp = self.dir / ".run.db.restore.tmp"
+            shutil.copyfile(b, tmp)
+            os.replace(tmp, db)
+            gen = int(b.stem.split("_")[1])
+            self.recovered.append(f"{db} is corrupt ({reason}); moved it to {aside} and restored the backup "
+                                  f"of generation {gen} ({b.name}); the run resumes from generation {gen}")
+            self.restored_generation = gen
+            return gen
+        raise RunStoreError(f"{db} is corrupt ({reason}) and no valid backup exists in {self.dir / 'checkpoints'}")
+
+    def restore_backup(self, reason: str) -> int:
+        """Replace a database found inconsistent after opening (e.g. digest mismatch) by its backup."""
+        gen = self._restore_backup(reason)
+        self.conn = sqlite3.connect(self.dir / "run.db", timeout=30, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.row_factory = sqlite3.Row
+        self._check_schema()
+        return gen
