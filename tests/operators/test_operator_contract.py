@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from evofusion.genome.io import genome_from_json
+from evofusion.genome.prune import PruneGenome
+from evofusion.genome.prune_space import PruneSpace
 from evofusion.genome.space import Genome, SearchSpace
 from evofusion.operators import OPERATORS, Operator, create_operator, operators_for
 
@@ -23,7 +25,15 @@ TIGHT_CHROMOSOME_SPACE = SearchSpace(encoding="chromosome", chromosome_blocks=3,
                                      chromosome_base_width=64)
 
 
+PRUNE_SPACE = PruneSpace(template=PruneGenome(teacher="t", arch="small_cnn", groups=(8, 16, 3),
+                                               genes=(1,) * 27), scores=(tuple(range(8)), tuple(range(16)), (1, 2, 3)))
+LAYER_PRUNE_SPACE = PruneSpace(template=PruneGenome(teacher="t", arch="small_cnn", groups=(8, 16, 3), genes=(4, 4, 4),
+                                                    encoding="layer", levels=4))
+
+
 def _spaces(op: Operator) -> list[SearchSpace]:
+    if op.genome_kind == "prune":
+        return [PRUNE_SPACE, LAYER_PRUNE_SPACE]
     if op.genome_kind == "chromosome":
         return [CHROMOSOME_SPACE, TIGHT_CHROMOSOME_SPACE]
     return [STUDENT_SPACE, TIGHT_SPACE]
@@ -44,7 +54,7 @@ def test_declares_its_contract(name: str) -> None:
     assert isinstance(op, Operator)
     assert op.name == name
     assert op.arity in (1, 2)
-    assert op.genome_kind in ("student", "chromosome")
+    assert op.genome_kind in ("student", "chromosome", "prune")
     assert isinstance(op.preserves_function, bool)
     assert op.__doc__
 
@@ -117,8 +127,9 @@ def test_unknown_parameter_raises(name: str) -> None:
 def test_operators_for_filters_by_kind_and_arity() -> None:
     student = operators_for(STUDENT_SPACE)
     chromo = operators_for(CHROMOSOME_SPACE)
-    assert set(student).isdisjoint(chromo)
-    assert set(student) | set(chromo) == set(OPERATORS.names())
+    prune = operators_for(PRUNE_SPACE)
+    assert set(student).isdisjoint(chromo) and set(prune).isdisjoint(set(student) | set(chromo))
+    assert set(student) | set(chromo) | set(prune) == set(OPERATORS.names())
     assert {"mutate_width", "add_stage", "stage_crossover"} <= set(student)
     assert operators_for(CHROMOSOME_SPACE, arity=1) == ["bit_flip"]
     assert operators_for(CHROMOSOME_SPACE, arity=2) == ["one_point"]

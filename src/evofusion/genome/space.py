@@ -97,6 +97,7 @@ class SearchSpace:
         for s in g.stages:
             if (s.width not in self.widths or not self.min_depth <= s.depth <= self.max_depth
                     or s.kernel not in self.kernels or s.activation not in self.activations
-                    or s.pool not in self.pools or (s.skip and not self.allow_skip)):
+                    or s.pool not in self.pools or (s.skip and not self.allow_skip)
+                    or (s.blend and s.blend not in self.activations)):
                 return False
         return g.head.kind in self.head_kinds and g.head.hidden in self.head_hidden

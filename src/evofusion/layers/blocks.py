@@ -24,14 +24,28 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-class ConvBlock(nn.Sequential):
-    """conv(k, same padding, no bias) -> BatchNorm -> activation."""
+class BlendActivation(nn.Module):
+    """``old(x) + mix * (new(x) - old(x))`` with a learnable scalar ``mix`` that starts at 0, so an
+    activation can be swapped without changing the function (Net2Net-style morphism)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, activation: str):
+    def __init__(self, old: str, new: str):
+        super().__init__()
+        self.old, self.new = make_activation(old), make_activation(new)
+        self.mix = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.old(x)
+        return a + self.mix * (self.new(x) - a)
+
+
+class ConvBlock(nn.Sequential):
+    """conv(k, same padding, no bias) -> BatchNorm -> activation (or a blend of two, see ``blend``)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, activation: str, blend: str = ""):
         super().__init__(
             nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
             nn.BatchNorm2d(c_out),
-            make_activation(activation),
+            BlendActivation(activation, blend) if blend else make_activation(activation),
         )
 
 
@@ -43,11 +57,14 @@ class ConvStage(nn.Module):
     """
 
     def __init__(self, c_in: int, width: int, depth: int, kernel: int, activation: str, pool: str,
-                 skip: bool):
+                 skip: bool, blend: str = "", skip_gate: bool = False):
         super().__init__()
         self.blocks = nn.Sequential(
-            *[ConvBlock(c_in if i == 0 else width, width, kernel, activation) for i in range(depth)]
+            *[ConvBlock(c_in if i == 0 else width, width, kernel, activation, blend) for i in range(depth)]
         )
+        # skip_gate: the skip branch is scaled by a learnable scalar that starts at 0 (SkipInit), so
+        # switching a skip on preserves the function
+        self.gate = nn.Parameter(torch.zeros(())) if skip and skip_gate else None
         self.shortcut: nn.Module | None = None
         if skip:
             self.shortcut = nn.Identity() if c_in == width else nn.Sequential(
@@ -63,5 +80,5 @@ class ConvStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.blocks(x)
         if self.shortcut is not None:
-            y = y + self.shortcut(x)
+            y = y + (self.shortcut(x) if self.gate is None else self.gate * self.shortcut(x))
         return self.pool(y)

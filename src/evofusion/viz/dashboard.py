@@ -380,10 +380,17 @@ function drawGrowth(d) {
   const panel = document.getElementById('growth-panel'), ev = d.growth || [];
   panel.style.display = ev.length ? '' : 'none';
   if (!ev.length) return;
-  const px = [], py = [], ax = [], ay = [];
+  const px = [], py = [], ax = [], ay = [], curve = d.growth_curve || [];
   for (const e of ev) {
     px.push(e.step, e.step); py.push(e.params_before, e.params_after);
     ax.push(e.step, e.step); ay.push(e.acc_before, e.acc_after);
+  }
+  if (curve.length) {  // growth runs also log params and val accuracy at every evaluation
+    const pts = curve.map(c => ({step: c.step, params: c.params, acc: c.val_accuracy}));
+    for (const e of ev) pts.push({step: e.step, params: e.params_after, acc: e.acc_after, after: true});
+    pts.sort((a, b) => a.step - b.step || (a.after ? 1 : 0) - (b.after ? 1 : 0));
+    px.length = py.length = ax.length = ay.length = 0;
+    for (const p of pts) { px.push(p.step); py.push(p.params); ax.push(p.step); ay.push(p.acc); }
   }
   const text = ev.map(e => `step ${e.step}: ${esc(e.operator)}<br>params ${fmt(e.params_before)} → ` +
                            `${fmt(e.params_after)}<br>accuracy ${fmt(e.acc_before)} → ${fmt(e.acc_after)}`);
