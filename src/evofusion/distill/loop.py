@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,9 @@ from torch import nn
 
 from evofusion.distill.losses import kd_loss
 from evofusion.errors import CandidateFailed, ConfigError
+
+if TYPE_CHECKING:
+    from evofusion.distill.cdka import FeatureKD
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ def train(
     generator: torch.Generator | None = None,
     on_eval: Callable[[int, float], None] | None = None,
     on_epoch: Callable[[int, nn.Module], None] | None = None,
+    feature_kd: FeatureKD | None = None,
 ) -> TrainReport:
     """Train ``model`` in place on (x, y), with KD when ``teacher_logits`` (aligned with x) are given.
 
@@ -146,6 +151,8 @@ def train(
     ``restore_best``, ends with the best evaluated weights. All randomness (subset, shuffling,
     augmentation) comes from ``generator``. ``on_epoch(epoch, model)`` runs after every full epoch
     (e.g. to save the last epochs' weights as "ancestors" for weight-space evolution).
+    ``feature_kd`` (see :mod:`evofusion.distill.cdka`) adds feature terms, adapters and several
+    teachers to the loss; without it the step is plain (logit) KD, unchanged.
 
     Raises:
         CandidateFailed: the loss became NaN or infinite.
@@ -153,12 +160,16 @@ def train(
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     if teacher_logits is not None and len(teacher_logits) != len(x):
         raise ValueError(f"teacher_logits has {len(teacher_logits)} rows but the data has {len(x)}")
+    if feature_kd is not None:
+        feature_kd.check_rows(len(x))
     n_use = max(1, int(round(cfg.data_fraction * len(x))))
     subset = torch.randperm(len(x), generator=g)[:n_use]
     steps_per_epoch = max(1, math.ceil(n_use / cfg.batch_size))
     total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
     eval_every = cfg.eval_every or steps_per_epoch
     opt = _optimizer(model, cfg)
+    if feature_kd is not None:  # adapter parameters join the optimizer before the schedule sees it
+        feature_kd.attach(model, opt, x[:2], cfg.weight_decay)
     sched = _scheduler(opt, cfg, total)
     report = TrainReport()
     best_state: dict | None = None
@@ -175,9 +186,12 @@ def train(
         idx = order[pos:pos + cfg.batch_size]
         pos += cfg.batch_size
         xb = _augment(x[idx], cfg.augment, g).to(dev, non_blocking=True)
-        out = model(xb)
-        loss = kd_loss(out, y[idx].to(dev), None if teacher_logits is None else teacher_logits[idx].to(dev),
-                       alpha=cfg.alpha, temperature=cfg.temperature)
+        tl = None if teacher_logits is None else teacher_logits[idx].to(dev)
+        if feature_kd is None:
+            out = model(xb)
+            loss = kd_loss(out, y[idx].to(dev), tl, alpha=cfg.alpha, temperature=cfg.temperature)
+        else:
+            out, loss = feature_kd(model, xb, y[idx].to(dev), idx, tl, cfg.alpha, cfg.temperature)
         if not torch.isfinite(loss):
             raise CandidateFailed(f"non-finite loss ({float(loss.detach())}) at step {step}")
         opt.zero_grad(set_to_none=True)
