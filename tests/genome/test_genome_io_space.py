@@ -10,6 +10,7 @@ import pytest
 from evofusion.errors import GenomeError
 from evofusion.genome.chromosome import ChromosomeGenome
 from evofusion.genome.io import GENOME_KINDS, genome_from_dict, genome_from_json
+from evofusion.genome.prune import PruneGenome
 from evofusion.genome.space import SearchSpace
 from evofusion.genome.spec import HeadGene, StageGene, StudentGenome
 
@@ -18,7 +19,7 @@ CHROMO = ChromosomeGenome.from_string("0110" "1001" "0100" "1010", base_width=8)
 
 
 def test_kinds_table() -> None:
-    assert GENOME_KINDS == {"student": StudentGenome, "chromosome": ChromosomeGenome}
+    assert GENOME_KINDS == {"student": StudentGenome, "chromosome": ChromosomeGenome, "prune": PruneGenome}
 
 
 @pytest.mark.parametrize("g", [STUDENT, CHROMO])

@@ -29,6 +29,7 @@ KNOWN_OBJECTIVES: dict[str, tuple[str, str, float]] = {
     "latency_ms": ("min", "log10", 0.01),
     "latency_ort_ms": ("min", "log10", 0.01),  # ONNX Runtime CPU latency (objectives/edge.py)
     "size_bytes": ("min", "log10", 0.01),
+    "compression": ("max", "linear", 0.1),  # pruning: share of the teacher's parameters removed, [0, 1)
 }
 STATIC_METRICS = ("params", "flops", "macs", "size_bytes")  # known before training
 

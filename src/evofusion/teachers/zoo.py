@@ -7,12 +7,15 @@ weights are loaded by name, so renaming a submodule breaks every saved teacher o
 
 ``resnet18`` follows He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), with the
 usual small-image stem (3x3 conv, stride 1, no max-pool) and torchvision's parameter names.
+``simple_cnn`` is the KD + GA pruning seed's SimpleCNN; ``googlenet`` follows Szegedy et al.,
+"Going Deeper with Convolutions" (CVPR 2015) with Inception blocks, for 28x28 / 32x32 inputs.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import Tensor, nn
 
 from evofusion.errors import TeacherError
@@ -144,3 +147,102 @@ def small_cnn(in_channels: int, num_classes: int, input_size: int, width: float 
 def resnet18(in_channels: int, num_classes: int, input_size: int, width: float = 1.0) -> nn.Module:
     """ResNet-18 adapted to 28x28 / 32x32 inputs (see :class:`ResNet18`)."""
     return ResNet18(in_channels, num_classes, width)
+
+
+class SimpleCNN(nn.Module):
+    """The KD + GA pruning seed's SimpleCNN: two 5x5 conv-ReLU-max-pool layers (32, 64 filters times
+    width) and a two-layer classifier (128 hidden neurons times width); filters and hidden neurons are
+    both prunable. About 0.4M parameters at width 1 on 1-channel 28x28 inputs."""
+
+    def __init__(self, in_channels: int, num_classes: int, input_size: int, width: float = 1.0):
+        super().__init__()
+        c1, c2, hidden = (_scaled(c, width) for c in (32, 64, 128))
+        self.features = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(in_channels, c1, 5, padding=2)),
+            ("relu1", nn.ReLU(inplace=True)),
+            ("pool1", nn.MaxPool2d(2)),
+            ("conv2", nn.Conv2d(c1, c2, 5, padding=2)),
+            ("relu2", nn.ReLU(inplace=True)),
+            ("pool2", nn.MaxPool2d(2)),
+        ]))
+        side = input_size // 4
+        self.classifier = nn.Sequential(OrderedDict([
+            ("fc1", nn.Linear(c2 * side * side, hidden)),
+            ("relu3", nn.ReLU(inplace=True)),
+            ("fc2", nn.Linear(hidden, num_classes)),
+        ]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class Inception(nn.Module):
+    """GoogLeNet Inception block (Szegedy et al., "Going Deeper with Convolutions", CVPR 2015): four
+    branches (1x1; 1x1-3x3; 1x1-3x3-3x3 standing in for 5x5; 3x3 max-pool-1x1) concatenated on channels."""
+
+    def __init__(self, c_in: int, n1: int, n3r: int, n3: int, n5r: int, n5: int, pool_proj: int):
+        super().__init__()
+        self.b1 = ConvBNReLU1(c_in, n1, 1)
+        self.b2 = nn.Sequential(ConvBNReLU1(c_in, n3r, 1), ConvBNReLU1(n3r, n3, 3))
+        self.b3 = nn.Sequential(ConvBNReLU1(c_in, n5r, 1), ConvBNReLU1(n5r, n5, 3), ConvBNReLU1(n5, n5, 3))
+        self.b4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), ConvBNReLU1(c_in, pool_proj, 1))
+        self.out_channels = n1 + n3 + n5 + pool_proj
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+
+class ConvBNReLU1(nn.Sequential):
+    """k x k convolution (no bias, 'same' padding), batch norm, ReLU; parameters named ``conv``, ``bn``."""
+
+    def __init__(self, c_in: int, c_out: int, k: int):
+        super().__init__(OrderedDict([
+            ("conv", nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)),
+            ("bn", nn.BatchNorm2d(c_out)),
+            ("act", nn.ReLU(inplace=True)),
+        ]))
+
+
+# (n1, n3r, n3, n5r, n5, pool_proj) of the nine Inception blocks (GoogLeNet table 1)
+_INCEPTION = {
+    "a3": (64, 96, 128, 16, 32, 32), "b3": (128, 128, 192, 32, 96, 64),
+    "a4": (192, 96, 208, 16, 48, 64), "b4": (160, 112, 224, 24, 64, 64), "c4": (128, 128, 256, 24, 64, 64),
+    "d4": (112, 144, 288, 32, 64, 64), "e4": (256, 160, 320, 32, 128, 128),
+    "a5": (256, 160, 320, 32, 128, 128), "b5": (384, 192, 384, 48, 128, 128),
+}
+
+
+class GoogLeNet(nn.Module):
+    """GoogLeNet for small images: 3x3 stem (192 x width channels, stride 1), Inception 3a-3b, max-pool,
+    4a-4e, max-pool, 5a-5b, global average pool, linear ``fc``; every branch width times ``width``.
+    No auxiliary classifiers. About 6.2M parameters at width 1 (0.4M at width 0.25)."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: float = 1.0):
+        super().__init__()
+        self.stem = ConvBNReLU1(in_channels, _scaled(192, width), 3)
+        c = _scaled(192, width)
+        blocks: list[tuple[str, nn.Module]] = []
+        for name, spec in _INCEPTION.items():
+            if name in ("a4", "a5"):
+                blocks.append((f"pool{name[1]}", nn.MaxPool2d(3, stride=2, padding=1)))
+            block = Inception(c, *(_scaled(v, width) for v in spec))
+            blocks.append((name, block))
+            c = block.out_channels
+        self.blocks = nn.Sequential(OrderedDict(blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.avgpool(self.blocks(self.stem(x))).flatten(1))
+
+
+@TEACHERS.register("simple_cnn")
+def simple_cnn(in_channels: int, num_classes: int, input_size: int, width: float = 1.0) -> nn.Module:
+    """The pruning seed's SimpleCNN (see :class:`SimpleCNN`); ``input_size`` >= 4."""
+    return SimpleCNN(in_channels, num_classes, input_size, width)
+
+
+@TEACHERS.register("googlenet")
+def googlenet(in_channels: int, num_classes: int, input_size: int, width: float = 1.0) -> nn.Module:
+    """GoogLeNet with Inception blocks for 28x28 / 32x32 inputs (see :class:`GoogLeNet`)."""
+    return GoogLeNet(in_channels, num_classes, width)

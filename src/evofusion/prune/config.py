@@ -1,0 +1,48 @@
+"""Settings of a pruning search that the general search config does not have."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evofusion.config import config_error
+
+
+class PruneConfig(BaseModel):
+    """What to prune and how to encode, seed, score and report it (units and ranges in comments)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher: str  # teacher directory (teacher.json + weights.safetensors), e.g. from `evofusion teacher train`
+    encoding: Literal["channel", "block", "layer"] = "channel"  # per-channel bits | channel blocks | layer ratios
+    levels: int = Field(8, ge=1, le=1024)  # block: chunks per group; layer: keep-ratio steps
+    init: Literal["random", "l1", "taylor"] = "l1"  # importance that seeds the initial population
+    importance_fraction: float = Field(0.5, ge=0, le=1)  # share of initial samples seeded from importance
+    keep_range: tuple[float, float] | None = None  # kept share of channels per sample; None = from target
+    target_params: int | None = Field(None, ge=1)  # hard limit: params <= N
+    tolerance: float = Field(0.005, ge=0, le=1)  # without a target: winner = most compressed within this of the best
+    val_limit: int | None = Field(2000, ge=10)  # validation examples that score candidates in the search
+    eval_every: int = Field(100, ge=0)  # steps between validations of the short fine-tune (early stopping)
+    noise_levels: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])  # Gaussian sigma, normalized inputs
+    noise_seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PruneConfig:
+        if self.keep_range is not None and not 0 < self.keep_range[0] <= self.keep_range[1] <= 1:
+            raise ValueError(f"keep_range must satisfy 0 < lo <= hi <= 1, got {list(self.keep_range)}")
+        if any(s < 0 for s in self.noise_levels):
+            raise ValueError("noise_levels must be >= 0")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def validate_prune_config(data: dict[str, Any]) -> PruneConfig:
+    """Raises ConfigError naming the first bad field (prefixed ``prune.``)."""
+    try:
+        return PruneConfig.model_validate(data)
+    except ValidationError as e:
+        err = config_error(e)
+        raise type(err)(f"prune.{err.field}", str(err).split(": ", 1)[-1]) from None

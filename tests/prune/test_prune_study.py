@@ -1,0 +1,119 @@
+"""PruneStudy on the bundled digits with a tiny trained teacher: search, winning ticket, report,
+resume, encodings, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from evofusion.config import validate_config
+from evofusion.data import load_dataset
+from evofusion.errors import ConfigError, RunStoreError, TeacherError
+from evofusion.genome.prune import PruneGenome
+from evofusion.prune import PruneStudy
+from evofusion.teachers import train_teacher
+from evofusion.viz import write_html_report
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("teacher") / "small_cnn"
+    splits = load_dataset("digits", limit=300)
+    train_teacher("small_cnn", splits, 6, d, width=0.5, seed=0)
+    return d
+
+
+def _cfg(**over: Any) -> Any:
+    base: dict[str, Any] = {"seed": 3, "generations": 2, "data": {"name": "digits", "limit": 300},
+                            "distill": {"steps": 8, "batch_size": 64, "patience": 2}, "final": {"epochs": 1},
+                            "strategy": {"name": "ga", "population": 4, "params": {"elitism": 1}},
+                            "objectives": {"names": ["accuracy"]}, "inherit_weights": False}
+    base.update(over)
+    return validate_config(base)
+
+
+def _quiet(*a: Any) -> None:
+    pass
+
+
+def test_ga_run_finds_a_feasible_ticket_and_reports_it(teacher_dir: Path, tmp_path: Path) -> None:
+    prune = {"teacher": str(teacher_dir), "target_params": 900, "eval_every": 4}
+    study = PruneStudy.create(_cfg(), tmp_path / "run", prune=prune, log=_quiet)
+    try:
+        study.optimize()
+        rows = study.store.candidates()
+        assert len(rows) == 8 and all(r["genome"]["kind"] == "prune" for r in rows)
+        assert {r["status"] for r in rows} <= {"COMPLETE", "INFEASIBLE"}
+        rep = study.finish(log=_quiet)
+        t, k = rep["teacher"], rep["ticket"]
+        assert k["params"] <= 900 < t["params"]
+        assert k["compression"] == pytest.approx(1 - k["params"] / t["params"])
+        assert 0 < k["flops_reduction"] < 1 and 0 <= k["test_accuracy"] <= 1
+        assert len(rep["robustness"]["ticket"]) == len(rep["robustness"]["sigma"]) == 4
+        winner = study.store.candidate(rep["candidate_id"])
+        assert winner is not None and winner["status"] == "COMPLETE"
+        feasible = [r for r in rows if r["status"] == "COMPLETE"]
+        assert winner["objective_values"]["accuracy"] == max(r["objective_values"]["accuracy"] for r in feasible)
+        assert sum(PruneGenome.from_dict(winner["genome"]).keep_masks()[0]) == k["kept"][0]
+        html = write_html_report(study.store).read_text()
+        assert "Pruning: the winning ticket" in html and "Gaussian" in html
+    finally:
+        study.close()
+
+
+def test_resumed_run_equals_uninterrupted(teacher_dir: Path, tmp_path: Path) -> None:
+    prune = {"teacher": str(teacher_dir), "target_params": 1200, "eval_every": 4}
+    full = PruneStudy.create(_cfg(), tmp_path / "full", prune=prune, log=_quiet)
+    full.optimize()
+    a = [(r["genome_hash"], r["objective_values"].get("accuracy")) for r in full.store.candidates()]
+    full.close()
+    part = PruneStudy.create(_cfg(generations=1), tmp_path / "part", prune=prune, log=_quiet)
+    part.optimize()
+    part.close()
+    with pytest.raises(RunStoreError, match="pruning run"):  # the plain Study refuses a pruning run
+        from evofusion.engine import Study
+
+        Study.resume(tmp_path / "part", log=_quiet)
+    resumed = PruneStudy.resume(tmp_path / "part", overrides={"generations": 2}, log=_quiet)
+    resumed.optimize()
+    b = [(r["genome_hash"], r["objective_values"].get("accuracy")) for r in resumed.store.candidates()]
+    resumed.close()
+    assert a == b
+
+
+@pytest.mark.parametrize(("encoding", "init", "extra"), [("block", "taylor", "compression"),
+                                                         ("layer", "random", "latency_ms")])
+def test_nsga2_coarse_encodings(teacher_dir: Path, tmp_path: Path, encoding: str, init: str, extra: str) -> None:
+    cfg = _cfg(generations=2, strategy={"name": "nsga2", "population": 4},
+               objectives={"names": ["accuracy", "params", extra]})
+    prune = {"teacher": str(teacher_dir), "encoding": encoding, "levels": 4, "init": init,
+             "keep_range": [0.2, 0.7]}
+    study = PruneStudy.create(cfg, tmp_path / "run", prune=prune, log=_quiet)
+    try:
+        study.optimize()
+        rows = study.store.candidates()
+        assert all(r["status"] == "COMPLETE" for r in rows), [r["reason"] for r in rows]
+        assert all(r["objective_values"][extra] > 0 for r in rows)
+        assert any(r["operator"] for r in rows)  # the second generation came from mask operators
+        g = PruneGenome.from_dict(rows[0]["genome"])
+        assert g.encoding == encoding
+        assert study.pareto_ids()
+        assert study.winning_ticket() in {r["id"] for r in rows}
+    finally:
+        study.close()
+
+
+def test_bad_inputs_name_the_field(teacher_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(TeacherError, match="--teacher"):
+        PruneStudy.create(_cfg(), tmp_path / "a", prune={"teacher": str(tmp_path / "nope")}, log=_quiet)
+    with pytest.raises(ConfigError) as e:
+        PruneStudy.create(_cfg(), tmp_path / "b", prune={"teacher": str(teacher_dir), "encoding": "bits"})
+    assert e.value.field == "prune.encoding"
+    with pytest.raises(ConfigError) as e:
+        PruneStudy.create(_cfg(), tmp_path / "c", prune={"teacher": str(teacher_dir), "keep_range": [0.5, 0.2]})
+    assert e.value.field.startswith("prune")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
