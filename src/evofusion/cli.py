@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evolve small students while they distill from a teacher.")
 teacher_app = typer.Typer(no_args_is_help=True, help="Train and inspect zoo teachers.")
 app.add_typer(teacher_app, name="teacher")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # error lines stay whole (paths copyable)
 out = Console()
 _TRACKER_HELP = "tensorboard | mlflow (repeat for both); logs go to RUN_DIR/tensorboard, RUN_DIR/mlflow.db"
 
@@ -68,8 +68,14 @@ def search(
     max_evaluations: Annotated[int | None, typer.Option("--max-evaluations")] = None,
     max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="wall-clock budget")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
-    executor: Annotated[str | None, typer.Option("--executor", help="serial | process")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="serial | process | ray")] = None,
     workers: Annotated[int | None, typer.Option("--workers")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster HOST:PORT (or auto)")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="seconds per candidate, then FAILED")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", help="re-runs after a worker/node death")] = None,
+    recycle_after: Annotated[int | None, typer.Option("--recycle-after", help="replace a worker after N")] = None,
+    cpus: Annotated[float | None, typer.Option("--cpus-per-candidate")] = None,
+    gpus: Annotated[float | None, typer.Option("--gpus-per-candidate", help="0.25 = 4 per GPU")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu | cuda | cuda:N | auto")] = None,
     objectives: Annotated[str | None, typer.Option("--objectives", help="comma list, e.g. accuracy,params")] = None,
     constraint: Annotated[list[str] | None, typer.Option("--constraint", help="e.g. 'params<=50000'")] = None,
@@ -90,7 +96,9 @@ def search(
         flags = {"data.name": data, "data.data_dir": data_dir, "data.limit": limit, "teacher.path": teacher,
                  "strategy.name": strategy, "strategy.population": population, "generations": generations,
                  "max_evaluations": max_evaluations, "max_seconds": max_seconds, "seed": seed,
-                 "executor": executor, "workers": workers, "device": device, "distill.epochs": epochs,
+                 "executor": executor, "workers": workers, "device": device, "address": address,
+                 "timeout": timeout, "retries": retries, "recycle_after": recycle_after,
+                 "resources.cpus": cpus, "resources.gpus": gpus, "distill.epochs": epochs,
                  "distill.data_fraction": data_fraction, "final.top_k": top_k, "final.epochs": final_epochs}
         overrides.update({k: v for k, v in flags.items() if v is not None})
         if no_teacher:
@@ -220,6 +228,10 @@ def report(
                 print(json.dumps(report_data(store), indent=1))
             else:
                 _print_table(store)
+                if store.get_meta("prune_report"):
+                    from evofusion.viz.prune_section import prune_markdown
+
+                    print(prune_markdown(store.get_meta("prune_report")), flush=True)
             if html:
                 write_html_report(store, Path(run_dir) / "report.html")
     except EvoFusionError as e:
@@ -370,7 +382,7 @@ def evaluate(
 
 @teacher_app.command("train")
 def teacher_train(
-    arch: Annotated[str, typer.Option("--arch", help="small_cnn | resnet18")],
+    arch: Annotated[str, typer.Option("--arch", help="small_cnn | simple_cnn | resnet18 | googlenet")],
     data: Annotated[str, typer.Option("--data")],
     out_dir: Annotated[Path, typer.Option("--out")],
     epochs: Annotated[int, typer.Option("--epochs", min=1, max=500)] = 8,
@@ -438,6 +450,165 @@ def evolve_weights(
         _fail(e)
 
 
+@app.command()
+def distill(
+    genome: Annotated[Path, typer.Option("--genome", help="genome JSON file (or an exported student folder)")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config: its data, teacher, distill sections")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir or weights file")] = None,
+    feature_kd: Annotated[list[str] | None, typer.Option(
+        "--feature-kd", help="feature term, e.g. teacher_tap=features.conv4,student_tap=depth0.5,loss=mse,weight=1 "
+        "(repeat for several; keys as in distill.features)")] = None,
+    extra_teacher: Annotated[list[str] | None, typer.Option("--extra-teacher", help="another logit teacher dir")] = None,
+    teacher_weighting: Annotated[str | None, typer.Option("--teacher-weighting", help="fixed | confidence")] = None,
+    text_teacher: Annotated[str | None, typer.Option("--text-teacher", help="align with class-name embeddings: wordllama")] = None,
+    text_weight: Annotated[float | None, typer.Option("--text-weight")] = None,
+    text_loss: Annotated[str | None, typer.Option("--text-loss", help="contrastive | cosine")] = None,
+    steps: Annotated[int | None, typer.Option("--steps")] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="instead of --steps")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="write genome.json + weights.safetensors here")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
+) -> None:
+    """Distil one genome from the teacher, optionally with feature KD (CDKA), several teachers or a text teacher."""
+    from evofusion.config import load_config, set_dotted, validate_config
+    from evofusion.engine.distill_run import distill_genome
+    from evofusion.engine.feature_kd import parse_feature_option
+    from evofusion.genome import genome_from_json
+
+    try:
+        gpath = genome / "genome.json" if genome.is_dir() else genome
+        if not gpath.is_file():
+            raise EvoFusionError(f"--genome: {gpath} does not exist")
+        g = genome_from_json(gpath.read_text())
+        flags = {"data.name": data, "data.data_dir": data_dir, "data.limit": limit, "teacher.path": teacher,
+                 "distill.teacher_weighting": teacher_weighting}
+        overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+        if epochs is not None:
+            overrides.update({"distill.epochs": epochs, "distill.steps": steps})
+        elif steps is not None:
+            overrides["distill.steps"] = steps
+        if feature_kd:
+            overrides["distill.features"] = [parse_feature_option(f) for f in feature_kd]
+        if extra_teacher:
+            overrides["distill.teachers"] = [{"path": p} for p in extra_teacher]
+        if text_teacher is not None or text_weight is not None or text_loss is not None:
+            tt = {"model": text_teacher or "wordllama"}
+            tt.update({k: v for k, v in (("weight", text_weight), ("loss", text_loss)) if v is not None})
+            overrides["distill.text_teacher"] = tt
+        overrides.update(_parse_set(set_ or []))
+        if config is not None:
+            cfg = load_config(config, overrides)
+        else:
+            d: dict[str, Any] = {}
+            for k, v in overrides.items():
+                set_dotted(d, k, v)
+            cfg = validate_config(d)
+        res = distill_genome(g, cfg, seed=seed, out_dir=out_dir,
+                             log=lambda msg: console.print(msg, highlight=False))
+        out.print(json.dumps(res, indent=1))
+    except EvoFusionError as e:
+        _fail(e)
+
+
+@app.command()
+def grow(
+    data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir or weights file (default: zoo)")] = None,
+    no_teacher: Annotated[bool, typer.Option("--no-teacher", help="plain training, no KD")] = False,
+    controller: Annotated[str | None, typer.Option("--controller", help="evolutionary | rl | random")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="training steps (the budget)")] = None,
+    grow_every: Annotated[int | None, typer.Option("--grow-every", help="steps between growth events")] = None,
+    max_params: Annotated[int | None, typer.Option("--max-params", help="largest student allowed")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML grow config")] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="new run directory (or the one to resume)")] = Path(
+        "runs/grow"),
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --run-dir")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, e.g. growth.patience=3")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Grow a tiny student online while it distills: the controller applies function-preserving morphs."""
+    import yaml
+
+    from evofusion.config import set_dotted
+    from evofusion.growth import GrowthRun
+    from evofusion.viz import write_html_report
+
+    log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+    try:
+        if resume:
+            run = GrowthRun.resume(run_dir, log=log)
+        else:
+            d: dict[str, Any] = {}
+            if config is not None:
+                if not config.is_file():
+                    raise EvoFusionError(f"--config: no such file {config}")
+                d = yaml.safe_load(config.read_text()) or {}
+            flags = {"data.name": data, "teacher.path": teacher, "controller.name": controller,
+                     "growth.steps": steps, "growth.grow_every": grow_every, "growth.max_params": max_params,
+                     "data.limit": limit, "seed": seed}
+            if no_teacher:
+                flags["teacher.enabled"] = False
+            for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
+                set_dotted(d, k, v)
+            run = GrowthRun.create(d, run_dir, log=log)
+        try:
+            res = run.run()
+            html = write_html_report(run.store)
+        finally:
+            run.close()
+        if not quiet:
+            out.print(f"grew to {res['params']} params in {res['events']} events; val acc "
+                      f"{res.get('val_accuracy', float('nan')):.4f}, test acc {res.get('test_accuracy', float('nan')):.4f}")
+            console.print(f"report: {html}")
+    except EvoFusionError as e:
+        _fail(e)
+
+
+@app.command()
+def prune(
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir (teacher.json + weights)")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
+    target_params: Annotated[int | None, typer.Option("--target-params", help="hard limit: params <= N")] = None,
+    objectives: Annotated[str | None, typer.Option("--objectives", help="comma list, e.g. "
+                                                   "accuracy,params,flops,latency_ms,compression")] = None,
+    encoding: Annotated[str, typer.Option("--encoding", help="channel | block | layer")] = "channel",
+    levels: Annotated[int, typer.Option("--levels", help="block: chunks per group; layer: ratio steps")] = 8,
+    init: Annotated[str, typer.Option("--init", help="l1 | taylor | random: seeds the first population")] = "l1",
+    strategy: Annotated[str | None, typer.Option("--strategy", help="ga | nsga2 | random | regularized")] = None,
+    population: Annotated[int, typer.Option("--population")] = 8,
+    generations: Annotated[int | None, typer.Option("--generations", help="default 4; with --resume: new total")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="KD fine-tune steps per candidate")] = 200,
+    final_epochs: Annotated[float, typer.Option("--final-epochs", help="KD fine-tune of the ticket")] = 3.0,
+    noise: Annotated[str, typer.Option("--noise", help="Gaussian sigmas of the robustness check")] = "0,0.1,0.2,0.3",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="new run directory")] = Path("runs/prune"),
+    resume_dir: Annotated[Path | None, typer.Option("--resume", help="continue this pruning run")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE search-config override")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Prune a trained CNN teacher by GA / NSGA-II with KD in the loop; fine-tune the winning ticket;
+    report compression %, FLOPs reduction %, accuracy, latency and noise robustness (docs/pruning.md)."""
+    from evofusion.prune.cli import run_prune
+
+    log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+    try:
+        md = run_prune(teacher=teacher, data=data, target_params=target_params, objectives=objectives,
+                       encoding=encoding, levels=levels, init=init, strategy=strategy, population=population,
+                       generations=generations, steps=steps, final_epochs=final_epochs, noise=noise, seed=seed,
+                       data_dir=data_dir, limit=limit, run_dir=run_dir, resume_dir=resume_dir,
+                       overrides=_parse_set(set_ or []), log=log)
+        print(md, flush=True)
+    except EvoFusionError as e:
+        _fail(e)
+
+
 @app.command("list")
 def list_() -> None:
     """Registered strategies, operators, objectives, teachers and data sets."""
@@ -451,6 +622,11 @@ def list_() -> None:
                         ("objectives", list(KNOWN_OBJECTIVES)), ("teachers", list_teachers()),
                         ("datasets", dataset_names())):
         out.print(f"[bold]{name}[/]: {', '.join(items)}")
+    from evofusion.distill.features import FEATURE_LOSSES
+    from evofusion.teachers.text import TEXT_TEACHERS
+
+    out.print(f"[bold]feature losses[/]: {', '.join(FEATURE_LOSSES.names())}")
+    out.print(f"[bold]text teachers[/]: {', '.join(TEXT_TEACHERS.names())}")
 
 
 def main() -> None:

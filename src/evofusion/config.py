@@ -6,6 +6,7 @@ created on disk before the whole config has validated.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,40 @@ class TeacherConfig(_Strict):
     enabled: bool = True  # false: plain training, no KD
 
 
+class FeatureKDConfig(_Strict):
+    """One feature-KD term (see evofusion.distill.cdka and docs/cdka.md)."""
+
+    teacher_tap: str = Field(min_length=1)  # teacher module name (dotted), ':in' for its input
+    student_tap: str = "features"  # a tap the genome declares, or features | last_stage | depth<F> | stage<I>
+    loss: str = "mse"  # mse | cosine | cka | at (a name in evofusion.distill.features.FEATURE_LOSSES)
+    weight: float = Field(1.0, ge=0, le=1e6)  # at: start from 1000 (Zagoruyko & Komodakis' beta)
+    adapter: Literal["auto", "conv1x1", "linear", "none"] = "auto"
+    direction: Literal["student", "teacher"] = "student"  # which side the adapter maps
+    reduce: Literal["pool", "attention", "gap"] | None = None  # cached form; default attention for at, else pool
+    size: int = Field(4, ge=1, le=64)  # side of the cached teacher map
+    teacher: int = Field(0, ge=0)  # 0 = the teacher of `teacher:`, i = distill.teachers[i - 1]
+
+
+class ExtraTeacherConfig(_Strict):
+    """An additional logit teacher (a teacher dir or a weights file with its arch)."""
+
+    path: str
+    arch: str | None = None
+    weight: float = Field(1.0, gt=0, le=1e6)
+
+
+class TextTeacherConfig(_Strict):
+    """Cross-modal term: align the student's features with text embeddings of the class names."""
+
+    model: str = "wordllama"  # a name in evofusion.teachers.text.TEXT_TEACHERS (loaded offline)
+    student_tap: str = "features"
+    loss: Literal["contrastive", "cosine"] = "contrastive"
+    weight: float = Field(0.5, ge=0, le=1e6)
+    temperature: float = Field(0.1, gt=0, le=10)  # contrastive only
+    adapter: Literal["auto", "linear"] = "auto"
+    class_names: list[str] | None = None  # in label order; default: the data set's built-in names
+
+
 class DistillConfig(_Strict):
     """Training of each candidate during search (low fidelity). See evofusion.distill.TrainConfig."""
 
@@ -50,6 +85,15 @@ class DistillConfig(_Strict):
     temperature: float = Field(4.0, gt=0, le=100)
     patience: int = Field(0, ge=0)
     augment: Literal["none", "flip", "flip_shift"] = "none"
+    # CDKA (docs/cdka.md); None = off, which keeps stored configs of older runs unchanged
+    features: list[FeatureKDConfig] | None = None  # feature-KD terms
+    teachers: list[ExtraTeacherConfig] | None = None  # more logit teachers besides `teacher:`
+    teacher_weight: float | None = Field(None, gt=0, le=1e6)  # weight of `teacher:` among them (default 1)
+    teacher_weighting: Literal["fixed", "confidence"] | None = None  # per-example by confidence; default fixed
+    text_teacher: TextTeacherConfig | None = None
+
+
+CDKA_KEYS = frozenset({"features", "teachers", "teacher_weight", "teacher_weighting", "text_teacher"})
 
 
 class FinalConfig(_Strict):
@@ -139,13 +183,26 @@ class ObjectivesConfig(_Strict):
     latency_threads: int = Field(1, ge=1, le=256)
 
 
+class ResourcesConfig(_Strict):
+    """What one candidate asks of the executor (Ray task resources; GPU slots of the process pool)."""
+
+    cpus: float = Field(1.0, gt=0, le=1024)  # CPUs per candidate (Ray num_cpus)
+    gpus: float = Field(0.0, ge=0, le=64)  # GPUs per candidate; 0.25 = four candidates share a GPU
+    gpu_memory_mb: float | None = Field(None, gt=0)  # process pool: estimate per candidate; packs a GPU by memory
+
+
 class SearchConfig(_Strict):
     seed: int = Field(0, ge=0)
     generations: int = Field(3, ge=1, le=100000)
     max_evaluations: int | None = Field(None, ge=1)
     max_seconds: float | None = Field(None, gt=0)  # wall clock budget of the search loop
-    executor: Literal["serial", "process"] = "serial"
+    executor: Literal["serial", "process", "ray"] = "serial"
     workers: int = Field(2, ge=1, le=1024)  # process executor only
+    address: str | None = None  # ray executor: cluster HOST:PORT, "auto" (RAY_ADDRESS); null = a local Ray
+    timeout: float | None = Field(None, gt=0)  # seconds one candidate may run before it is killed (FAILED)
+    retries: int = Field(2, ge=0, le=100)  # re-runs of a candidate whose worker or node died; then FAILED
+    recycle_after: int | None = Field(None, ge=1)  # process executor: replace a worker after N candidates
+    resources: ResourcesConfig = Field(default_factory=lambda: ResourcesConfig())
     threads: int = Field(0, ge=0, le=256)  # torch threads per evaluation; 0 = all cores / workers
     device: str = Field("cpu", pattern=r"^(cpu|auto|cuda(:\d+)?)$")  # where candidates train; auto = cuda if present
     inherit_weights: bool = True  # children start from their first parent's weights where shapes allow
@@ -202,16 +259,61 @@ def _semantic_checks(cfg: SearchConfig) -> None:
         raise ConfigError("objectives.names", "an objective is listed twice")
     for c in cfg.objectives.constraints:
         Constraint.parse(c)
+    _executor_checks(cfg)
     if "accuracy" not in cfg.objectives.names:
         raise ConfigError("objectives.names", "must include 'accuracy'")
     if cfg.teacher.path is not None and not Path(cfg.teacher.path).exists():
         raise ConfigError("teacher.path", f"{cfg.teacher.path} does not exist")
+    _check_cdka(cfg)
     if cfg.teacher.arch is not None:
         from evofusion.teachers import list_teachers
 
         if cfg.teacher.arch not in list_teachers():
             raise ConfigError("teacher.arch", f"unknown teacher {cfg.teacher.arch!r}; valid: "
                               + ", ".join(list_teachers()))
+
+
+def _executor_checks(cfg: SearchConfig) -> None:
+    if cfg.address is not None and cfg.executor != "ray":
+        raise ConfigError("address", f"only the ray executor connects to a cluster; set executor: ray "
+                          f"(got executor {cfg.executor!r})")
+    if cfg.address is not None and cfg.address != "auto" and not re.fullmatch(r"(ray://)?[\w.\-]+:\d{1,5}",
+                                                                              cfg.address):
+        raise ConfigError("address", f"expected HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT or auto "
+                          f"(got {cfg.address!r})")
+    if cfg.resources.gpus > 1 and cfg.resources.gpus != int(cfg.resources.gpus):
+        raise ConfigError("resources.gpus", f"a fraction of a GPU must be below 1, more than one GPU a whole "
+                          f"number (got {cfg.resources.gpus})")
+    if cfg.resources.gpus > 0 and cfg.device == "cpu":
+        raise ConfigError("device", "resources.gpus > 0 asks for GPUs but device is cpu; set device: auto or cuda")
+
+
+def _check_cdka(cfg: SearchConfig) -> None:
+    from evofusion.distill.features import FEATURE_LOSSES
+    from evofusion.teachers.text import TEXT_TEACHERS
+
+    d = cfg.distill
+    n_teachers = 1 + len(d.teachers or [])
+    for i, f in enumerate(d.features or []):
+        if f.loss not in FEATURE_LOSSES or f.loss == "contrastive":
+            raise ConfigError(f"distill.features.{i}.loss", f"unknown feature loss {f.loss!r}; valid: "
+                              + ", ".join(n for n in FEATURE_LOSSES.names() if n != "contrastive"))
+        if f.teacher >= n_teachers:
+            raise ConfigError(f"distill.features.{i}.teacher", f"is {f.teacher} but there are {n_teachers} "
+                              "teacher(s): 0 = teacher, 1.. = distill.teachers")
+        if d.augment != "none" and (f.reduce or ("attention" if f.loss == "at" else "pool")) != "gap" and f.size > 1:
+            raise ConfigError("distill.augment", f"is {d.augment!r} but distill.features.{i} compares feature maps "
+                              "cached for un-augmented inputs: use augment: none, or reduce: gap / size: 1")
+    for i, t in enumerate(d.teachers or []):
+        if not Path(t.path).exists():
+            raise ConfigError(f"distill.teachers.{i}.path", f"{t.path} does not exist")
+    if d.text_teacher is not None and d.text_teacher.model not in TEXT_TEACHERS:
+        raise ConfigError("distill.text_teacher.model", f"unknown text teacher {d.text_teacher.model!r}; valid: "
+                          + ", ".join(TEXT_TEACHERS.names()))
+    uses = d.features or d.teachers or d.teacher_weight is not None or d.teacher_weighting is not None
+    if uses and not cfg.teacher.enabled:
+        raise ConfigError("teacher.enabled", "is false but distill.features / teachers need the teacher; "
+                          "enable it or drop those keys")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchConfig:

@@ -9,6 +9,7 @@ exception, a NaN loss, out of memory) becomes a FAILED outcome with its reason, 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -22,12 +23,16 @@ from safetensors.torch import load_file, save_file
 
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 from evofusion.engine.context import EvalContext, load_arrays, resolve_device
+from evofusion.engine.feature_kd import feature_kd_from_spec
 from evofusion.engine.inherit import inherit_weights
 from evofusion.errors import CandidateFailed
 from evofusion.genome import build, genome_from_dict
 from evofusion.objectives.base import ObjectiveSet
 from evofusion.objectives.edge import onnx_latency_ms
 from evofusion.objectives.metrics import count_params, flops_and_macs, measure_latency_ms, size_bytes
+from evofusion.store.integrity import DISK_ERRNOS
+
+DISK_FAILURE = "disk error: "  # reason prefix of an outcome that failed writing to a full/read-only disk
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,13 @@ class EvalJob:
     out_weights: str
     context: EvalContext
     parent_weights: str | None = None
+    priority: float = 0.0  # executors run lower values first (re-evaluations, then cheap candidates)
+
+    def on_device(self, device: str) -> EvalJob:
+        """This job on a worker slot's device (executors call it; cpu keeps an ``auto`` job on cpu)."""
+        if device == self.context.device:
+            return self
+        return dataclasses.replace(self, context=dataclasses.replace(self.context, device=device))
 
 
 @dataclass
@@ -81,7 +93,8 @@ def _train_candidate(model: torch.nn.Module, arrays: dict[str, torch.Tensor], ct
                      generator: torch.Generator) -> dict[str, Any]:
     cfg = TrainConfig(**ctx.train)
     report = train(model, arrays["train_x"], arrays["train_y"], cfg, teacher_logits=arrays.get("train_t"),
-                   val=(arrays["val_x"], arrays["val_y"]), generator=generator)
+                   val=(arrays["val_x"], arrays["val_y"]), generator=generator,
+                   feature_kd=feature_kd_from_spec(ctx.extra.get("feature_kd")))
     return {"steps": report.steps, "epochs": report.epochs, "seconds": report.seconds,
             "stopped_early": report.stopped_early, "samples_seen": report.samples_seen}
 
@@ -133,6 +146,15 @@ def evaluate(job: EvalJob) -> EvalOutcome:
         reason = str(e)
     except (MemoryError, torch.OutOfMemoryError) as e:
         reason = f"out of memory: {e}"[:500]
+    except OSError as e:
+        # a full or read-only disk is the run's problem, not the candidate's: the Study stops on it
+        prefix = DISK_FAILURE if e.errno in DISK_ERRNOS else ""
+        reason = f"{prefix}{type(e).__name__}: {e}"[:500]
+    except RuntimeError as e:
+        # torch's CPU allocator raises RuntimeError("... can't allocate memory ...") under a memory limit
+        text = str(e)
+        reason = (f"out of memory: {text}" if "allocate" in text and "memory" in text
+                  else f"{type(e).__name__}: {traceback.format_exception_only(type(e), e)[-1].strip()}")[:500]
     except Exception as e:  # a candidate's crash is data, not a crashed run
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
         reason = f"{type(e).__name__}: {tb}"[:500]

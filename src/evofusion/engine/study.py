@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,23 +16,34 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from evofusion.config import SearchConfig, config_diff, validate_config
+from evofusion.config import CDKA_KEYS, SearchConfig, config_diff, validate_config
 from evofusion.data import DataSplits, check_splits, check_teacher_outputs, load_dataset
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 from evofusion.engine.callbacks import Callback, JsonlLogger
 from evofusion.engine.context import EvalContext, cache_root, load_arrays, prepare_arrays, resolve_device
-from evofusion.engine.evaluator import EvalJob, EvalOutcome, evaluate, save_weights, static_metrics
+from evofusion.engine.evaluator import (
+    DISK_FAILURE,
+    EvalJob,
+    EvalOutcome,
+    evaluate,
+    save_weights,
+    static_metrics,
+)
 from evofusion.engine.executors import EXECUTORS, Executor
+from evofusion.engine.feature_kd import feature_kd_from_spec, feature_kd_spec
 from evofusion.errors import ConfigError, RunStoreError
 from evofusion.genome import build, genome_from_dict
 from evofusion.genome.space import SearchSpace
 from evofusion.objectives.base import STATIC_METRICS, ObjectiveSet
 from evofusion.objectives.pareto import pareto_front
 from evofusion.store import RunStore
+from evofusion.store.integrity import is_disk_error
 from evofusion.strategies import STRATEGIES, Proposal, Result, Strategy, create_strategy
 from evofusion.teachers import Teacher, TeacherCache, default_teacher_for, train_teacher
 
-TERMINATION_KEYS = ("generations", "max_evaluations", "max_seconds", "final", "executor", "workers", "threads")
+# keys a resume may change without --allow-config-change: budgets and where candidates run
+TERMINATION_KEYS = ("generations", "max_evaluations", "max_seconds", "final", "executor", "workers", "threads",
+                    "address", "timeout", "retries", "recycle_after", "resources")
 
 
 def candidate_seed(run_seed: int, cid: int) -> int:
@@ -117,12 +129,15 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
                 "cache": teacher_dir, **getattr(teacher, "meta", {})}
     data_dir = prepare_arrays(splits, root)
     threads = cfg.threads or (max(1, torch.get_num_threads() // cfg.workers) if cfg.executor == "process"
+                              else max(1, int(cfg.resources.cpus)) if cfg.executor == "ray"
                               else torch.get_num_threads())
-    train_cfg = cfg.distill.model_dump()
+    train_cfg = cfg.distill.model_dump(exclude=set(CDKA_KEYS))
+    fkd_spec = feature_kd_spec(cfg.distill, splits, teacher, root / "teachers", log)
     ctx = EvalContext(data_dir=str(data_dir), teacher_dir=teacher_dir, train=train_cfg,
                       objectives=tuple(cfg.objectives.names), constraints=tuple(cfg.objectives.constraints),
                       latency_threads=cfg.objectives.latency_threads, threads=threads,
-                      inherit_weights=cfg.inherit_weights, device=cfg.device)
+                      inherit_weights=cfg.inherit_weights, device=cfg.device,
+                      extra={"feature_kd": fkd_spec} if fkd_spec else {})
     s = cfg.space
     space = SearchSpace(in_channels=splits.in_channels, input_size=splits.input_size,
                         num_classes=splits.num_classes, encoding=s.encoding, min_stages=s.min_stages,
@@ -157,14 +172,15 @@ def make_strategy(cfg: SearchConfig, setup: StudySetup) -> Strategy:
 class Study:
     """One search run. Create with ``Study.create`` (new run dir) or ``Study.resume`` (existing)."""
 
+    # the picklable per-candidate evaluation; a subclass for another genome kind (e.g. pruning) swaps it
+    evaluate_fn = staticmethod(evaluate)
+
     def __init__(self, cfg: SearchConfig, store: RunStore, setup: StudySetup,
                  callbacks: Sequence[Callback] = (), executor: Executor | None = None):
         self.cfg, self.store, self.setup = cfg, store, setup
         self.callbacks = [JsonlLogger(store.dir / "logs.jsonl"), *callbacks]
         self.strategy: Strategy = make_strategy(cfg, setup)
-        self.executor = executor or EXECUTORS.create(cfg.executor, workers=cfg.workers,
-                                                     threads=setup.context.threads,
-                                                     on_failure=_failed_outcome)
+        self.executor = executor or make_executor(cfg, setup.context.threads)
         self.generation = 0
         self.next_id = 0
         self.elapsed = 0.0
@@ -181,6 +197,7 @@ class Study:
                                 "or choose another --run-dir")
         setup = setup_study(cfg, splits, teacher, log)  # all validation before the run dir exists
         make_strategy(cfg, setup)
+        executor = executor or make_executor(cfg, setup.context.threads)  # no GPU, no Ray cluster: fail here
         store = RunStore(run_dir, create=True)
         store.set_meta("config", cfg.to_dict())
         store.set_meta("data", {"name": setup.splits.name, "fingerprint": setup.splits.fingerprint(),
@@ -193,8 +210,10 @@ class Study:
     def resume(cls, run_dir: str | Path, *, overrides: dict[str, Any] | None = None,
                allow_config_change: bool = False, splits: DataSplits | None = None, teacher: Any = None,
                callbacks: Sequence[Callback] = (), executor: Executor | None = None, log: Any = print) -> Study:
-        store = RunStore(run_dir)
+        store = RunStore(run_dir, recover=True)  # a corrupt run.db is replaced by its newest valid backup
         try:
+            if store.get_meta("prune") is not None:  # PruneStudy.resume handles pruning runs
+                raise RunStoreError(f"{run_dir} is a pruning run; continue it with `evofusion prune --resume {run_dir}`")
             old = store.get_meta("config")
             new = dict(old)
             for k, v in (overrides or {}).items():
@@ -212,7 +231,7 @@ class Study:
                                     f"vs {data['fingerprint']}); resume with the same data set")
             store.set_meta("config", cfg.to_dict())
             study = cls(cfg, store, setup, callbacks, executor)
-            state, warnings = store.latest_checkpoint()
+            state, warnings = _consistent_checkpoint(store)
             study.warnings = warnings
             for w in warnings:
                 log(w)
@@ -259,7 +278,37 @@ class Study:
         return self
 
     def step(self) -> list[EvalOutcome]:
-        """Run one generation: ask, evaluate (reusing results stored before a crash), tell, checkpoint."""
+        """Run one generation: ask, evaluate (reusing results stored before a crash), tell, checkpoint.
+        A full, read-only or failing disk stops the run with RunStoreError; the last checkpoint stays."""
+        try:
+            return self._step()
+        except (OSError, sqlite3.OperationalError) as e:
+            if is_disk_error(e):
+                raise self._disk_error(f"{type(e).__name__}: {e}") from e
+            raise
+
+    def _disk_error(self, what: str) -> RunStoreError:
+        state, _ = self.store.latest_checkpoint()
+        last = f"checkpoint of generation {state['generation']}" if state else "no checkpoint yet"
+        return RunStoreError(f"cannot write to the run directory {self.store.dir} ({what}); the run stopped. "
+                             f"Its last {last} is intact: free disk space (or make it writable) and run "
+                             f"`evofusion resume {self.store.dir}`")
+
+    def _priority(self, genome: Any, elites: set[str]) -> float:
+        """Lower runs first: re-evaluations of already evaluated genomes, then by FLOPs (cheap first)."""
+        cache = self.__dict__.setdefault("_flops_cache", {})
+        if genome.hash not in cache:
+            try:
+                student = genome.to_student()
+                with torch.device("meta"):
+                    model = build(genome)
+                shape = (student.in_channels, student.input_size, student.input_size)
+                cache[genome.hash] = static_metrics(model, shape)["flops"]
+            except Exception:  # a genome kind without a student spec, or invalid: no cost estimate
+                cache[genome.hash] = 0.0
+        return (0.0 if genome.hash in elites else 1e18) + cache[genome.hash]
+
+    def _step(self) -> list[EvalOutcome]:
         t0 = time.perf_counter()
         n = self.cfg.strategy.population
         if self.cfg.max_evaluations is not None:
@@ -270,6 +319,7 @@ class Study:
         ids = list(range(self.next_id, self.next_id + len(proposals)))
         outcomes: dict[int, EvalOutcome] = {}
         jobs = []
+        elites = self.store.evaluated_hashes()
         for cid, p in zip(ids, proposals, strict=True):
             row = self.store.candidate(cid)
             if row is not None and row["genome_hash"] == p.genome.hash and row["status"] != "PENDING":
@@ -281,9 +331,12 @@ class Study:
             self.store.add_candidate(cid, self.generation, p.genome.to_dict(), p.genome.hash, list(p.parents),
                                      p.operator, p.operator_args, seed)
             jobs.append(EvalJob(cid, p.genome.to_dict(), seed, str(self.store.weights_path(cid)),
-                                self.setup.context, self._parent_weights(p)))
+                                self.setup.context, self._parent_weights(p),
+                                priority=self._priority(p.genome, elites)))
         run = getattr(self.executor, "imap", None) or self.executor.map  # imap: store each as it ends
-        for out in run(evaluate, jobs):
+        for out in run(self.evaluate_fn, jobs):
+            if out.status == "FAILED" and out.reason.startswith(DISK_FAILURE):
+                raise self._disk_error(out.reason)  # not stored: the candidate runs again on resume
             self.store.finish_candidate(out.candidate_id, out.status, out.values, out.reason, out.weights_hash,
                                         out.weights_file, out.train, out.seconds)
             outcomes[out.candidate_id] = out
@@ -294,7 +347,9 @@ class Study:
                             for o, p in zip(ordered, proposals, strict=True)])
         self.next_id += len(proposals)
         self.elapsed += time.perf_counter() - t0
-        self.store.write_checkpoint(self.generation + 1, self._state())
+        state = {**self._state(), "db_digest": self.store.rows_digest(self.next_id)}
+        self.store.write_checkpoint(self.generation + 1, state)
+        self.store.backup(self.generation + 1)
         self.generation += 1
         for cb in self.callbacks:
             cb.on_generation_end(self, self.generation - 1, ordered)
@@ -337,7 +392,9 @@ class Study:
             model.to(resolve_device(self.cfg.device))
             t0 = time.perf_counter()
             rep = train(model, arrays["train_x"], arrays["train_y"], tcfg, teacher_logits=arrays.get("train_t"),
-                        val=(arrays["val_x"], arrays["val_y"]), generator=torch.Generator().manual_seed(seed))
+                        val=(arrays["val_x"], arrays["val_y"]), generator=torch.Generator().manual_seed(seed),
+                        feature_kd=feature_kd_from_spec(self.setup.context.extra.get("feature_kd"),
+                                                        spatial=f.augment == "none"))
             val_acc = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
             test_acc = evaluate_accuracy(model, arrays["test_x"], arrays["test_y"])
             path = self.store.weights_path(cid, final=True)
@@ -358,6 +415,32 @@ class Study:
 
 def _failed_outcome(job: EvalJob, reason: str) -> EvalOutcome:
     return EvalOutcome(job.candidate_id, "FAILED", reason=reason)
+
+
+def make_executor(cfg: SearchConfig, threads: int) -> Executor:
+    """The configured executor with the run's reliability settings (timeout, retries, recycling)."""
+    return EXECUTORS.create(cfg.executor, workers=cfg.workers, threads=threads, on_failure=_failed_outcome,
+                            device=cfg.device, gpus=cfg.resources.gpus, gpu_memory_mb=cfg.resources.gpu_memory_mb,
+                            cpus=cfg.resources.cpus, timeout=cfg.timeout, retries=cfg.retries,
+                            recycle_after=cfg.recycle_after, address=cfg.address)
+
+
+def _consistent_checkpoint(store: RunStore) -> tuple[dict[str, Any] | None, list[str]]:
+    """The newest valid checkpoint whose candidate rows the database reproduces (its ``db_digest``);
+    a database that does not is replaced by its newest valid backup and the matching checkpoint used."""
+    warnings = list(store.recovered)
+    state, w = store.latest_checkpoint(store.restored_generation)
+    warnings += w
+    while state is not None and "db_digest" in state \
+            and store.rows_digest(state["next_id"]) != state["db_digest"]:
+        reason = (f"its candidate rows differ from the digest in checkpoint gen_{state['generation']:05d}.json "
+                  "(a damaged row)")
+        before = len(store.recovered)
+        gen = store.restore_backup(reason)
+        warnings += store.recovered[before:]
+        state, w = store.latest_checkpoint(gen)
+        warnings += w
+    return state, warnings
 
 
 def completed(store: RunStore, objectives: ObjectiveSet) -> list[dict[str, Any]]:

@@ -19,7 +19,8 @@ class Student(nn.Module):
         sizes, size = spatial_sizes(genome), genome.input_size
         for s, out_size in zip(genome.stages, sizes, strict=True):
             pool = s.pool if out_size < size else "none"
-            stages.append(ConvStage(c_in, s.width, s.depth, s.kernel, s.activation, pool, s.skip))
+            stages.append(ConvStage(c_in, s.width, s.depth, s.kernel, s.activation, pool, s.skip,
+                                    s.blend, s.skip_gate))
             c_in, size = s.width, out_size
         self.stages = nn.Sequential(*stages)
         h = genome.head
@@ -39,5 +40,13 @@ class Student(nn.Module):
 
 
 def build(genome: StudentGenome) -> Student:
-    """Build the student a genome describes (any genome with ``to_student()``, e.g. a chromosome)."""
+    """Build the student a genome describes (any genome with ``to_student()``, e.g. a chromosome).
+
+    A pruning genome (``kind == "prune"``) builds its teacher's architecture with the genome's
+    channels physically removed (fixed-seed weights; load a state dict to restore trained ones).
+    """
+    if getattr(genome, "kind", None) == "prune":
+        from evofusion.prune.model import build_pruned  # prune sits above genome (torch-pruning, zoo)
+
+        return build_pruned(genome)  # type: ignore[arg-type,return-value]
     return Student(genome.to_student())

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from evofusion.errors import GenomeError
+from evofusion.genome.taps import check_taps
 from evofusion.layers.blocks import ACTIVATIONS, POOLS
 
 MAX_WIDTH = 1024
@@ -32,6 +33,13 @@ class StageGene:
     activation: str = "relu"  # a key of evofusion.layers.ACTIVATIONS
     pool: str = "max"  # max | avg | none; 2x2, skipped once the feature map is 1x1
     skip: bool = False  # residual connection around the stage's blocks
+    # function-preserving growth (evofusion.operators.morph); both are omitted from to_dict at their
+    # defaults so genomes without them keep their hashes
+    blend: str = ""  # "" or an activation: act = old + mix * (blend - old), learnable mix (starts at 0)
+    skip_gate: bool = False  # the skip branch is scaled by a learnable gate (starts at 0); needs skip
+
+
+_STAGE_OPTIONAL = {"blend": "", "skip_gate": False}  # StageGene fields left out of to_dict at default
 
 
 @dataclass(frozen=True)
@@ -53,14 +61,26 @@ class StudentGenome:
     input_size: int = 28
     num_classes: int = 10
     kind: str = "student"
+    # named feature taps, (name, location) pairs (see evofusion.genome.taps); omitted from to_dict
+    # when empty so genomes without taps keep their hashes
+    taps: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.taps, dict):  # accept a mapping; store sorted pairs (one canonical value)
+            object.__setattr__(self, "taps", tuple(self.taps.items()))
+        if isinstance(self.taps, tuple) and all(isinstance(t, tuple) and len(t) == 2 for t in self.taps):
+            object.__setattr__(self, "taps", tuple(sorted(self.taps, key=lambda t: str(t[0]))))
         validate(self)
 
     # --- serialization -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["stages"] = [dict(s) for s in d["stages"]]
+        d["stages"] = [{k: v for k, v in s.items() if k not in _STAGE_OPTIONAL or v != _STAGE_OPTIONAL[k]}
+                       for s in d["stages"]]
+        if self.taps:
+            d["taps"] = {name: loc for name, loc in self.taps}
+        else:
+            del d["taps"]
         return d
 
     def to_json(self) -> str:
@@ -86,7 +106,7 @@ class StudentGenome:
     def from_dict(cls, d: dict[str, Any]) -> StudentGenome:
         if not isinstance(d, dict):
             raise GenomeError("genome", f"expected a mapping, got {type(d).__name__}")
-        known = {"stages", "head", "in_channels", "input_size", "num_classes", "kind"}
+        known = {"stages", "head", "in_channels", "input_size", "num_classes", "kind", "taps"}
         extra = set(d) - known
         if extra:
             raise GenomeError(sorted(extra)[0], f"unknown field; valid: {', '.join(sorted(known))}")
@@ -113,7 +133,11 @@ class StudentGenome:
         if bad:
             raise GenomeError(f"head.{sorted(bad)[0]}", "unknown field; valid: "
                               + ", ".join(HeadGene.__dataclass_fields__))
-        rest = {k: d[k] for k in ("in_channels", "input_size", "num_classes") if k in d}
+        rest: dict[str, Any] = {k: d[k] for k in ("in_channels", "input_size", "num_classes") if k in d}
+        if "taps" in d:
+            if not isinstance(d["taps"], dict):
+                raise GenomeError("taps", "must be a mapping of tap name -> location")
+            rest["taps"] = tuple((str(k), v) for k, v in d["taps"].items())
         return cls(stages=tuple(stages), head=HeadGene(**head_raw), **rest)
 
     @classmethod
@@ -162,6 +186,12 @@ def validate(g: StudentGenome) -> None:
             raise GenomeError(f"{p}.pool", f"must be one of {', '.join(POOLS)}, got {s.pool!r}")
         if not isinstance(s.skip, bool):
             raise GenomeError(f"{p}.skip", f"must be true or false, got {s.skip!r}")
+        if s.blend != "" and s.blend not in ACTIVATIONS:
+            raise GenomeError(f"{p}.blend", f"must be '' or one of {', '.join(ACTIVATIONS)}, got {s.blend!r}")
+        if not isinstance(s.skip_gate, bool) or (s.skip_gate and not s.skip):
+            raise GenomeError(f"{p}.skip_gate", f"must be true or false, and true only with skip, got "
+                              f"{s.skip_gate!r}")
+    check_taps(g.taps)
     h = g.head
     if not isinstance(h, HeadGene):
         raise GenomeError("head", "must be a HeadGene")

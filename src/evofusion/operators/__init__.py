@@ -6,7 +6,7 @@ Importing this package registers every built-in family; third-party operators jo
 
 from __future__ import annotations
 
-from evofusion.operators import architecture, chromosome, crossover  # noqa: F401  (registration)
+from evofusion.operators import architecture, chromosome, crossover, mask, morph  # noqa: F401  (registration)
 from evofusion.operators.base import OPERATORS, Operator, create_operator, operators_for
 
 __all__ = ["OPERATORS", "Operator", "create_operator", "operators_for"]

@@ -43,7 +43,8 @@ def report_data(store: RunStore) -> dict[str, Any]:
             "counts": {s: sum(1 for c in cands if c["status"] == s)
                        for s in ("COMPLETE", "FAILED", "INFEASIBLE", "PENDING")},
             "directions": {o.name: o.direction for o in objectives.objectives},
-            "generations": generation_stats(cands, objectives), "growth": growth_events(store)}
+            "generations": generation_stats(cands, objectives), "growth": growth_events(store),
+            "growth_curve": store.growth_curve(), "pruning": store.get_meta("prune_report")}
 
 
 def _finite(v: Any) -> bool:
@@ -123,5 +124,10 @@ def write_html_report(store: RunStore, out: str | Path | None = None) -> Path:
 
     data = report_data(store)
     out = Path(out) if out else store.dir / "report.html"
-    out.write_text(render_page(data, title=f"EvoFusion report: {store.dir}"))
+    page = render_page(data, title=f"EvoFusion report: {store.dir}")
+    if data.get("pruning"):  # a pruning run (evofusion prune): the seed's table and the noise check
+        from evofusion.viz.prune_section import prune_section_html
+
+        page = page.replace("</body>", prune_section_html(data["pruning"]) + "</body>", 1)
+    out.write_text(page)
     return out
