@@ -115,10 +115,7 @@ def evaluate(job: EvalJob) -> EvalOutcome:
         values = static_metrics(model, shape)
         objectives = ObjectiveSet.from_names(list(ctx.objectives), list(ctx.constraints))
         if objectives.static_violation(values) > 0:
-            bad = [f"{c.name} {c.op} {c.value:g} (is {values[c.name]:g})" for c in objectives.constraints
-                   if c.name in values and c.violation(values) > 0]
-            return EvalOutcome(job.candidate_id, "INFEASIBLE", values, reason="violates " + "; ".join(bad),
-                               seconds=time.perf_counter() - t0)
+            return infeasible_outcome(job, values, objectives, t0)
         info: dict[str, Any] = {}
         if ctx.inherit_weights and job.parent_weights and Path(job.parent_weights).exists():
             info["inherited"] = inherit_weights(model, load_file(job.parent_weights))
@@ -127,35 +124,55 @@ def evaluate(job: EvalJob) -> EvalOutcome:
         model.to(resolve_device(ctx.device))
         info.update(_train_candidate(model, arrays, ctx, gen))
         values["accuracy"] = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
-        model.cpu()
-        if ctx.measure_latency or "latency_ms" in ctx.objectives:
-            lat = measure_latency_ms(model, shape, threads=ctx.latency_threads)
-            values["latency_ms"] = float(lat["latency_ms"])
-            info["latency"] = lat
-        if "latency_ort_ms" in ctx.objectives or any(c.name == "latency_ort_ms" for c in objectives.constraints):
-            lat = onnx_latency_ms(model, shape, threads=ctx.latency_threads)  # temporary ONNX file
-            values["latency_ort_ms"] = float(lat["latency_ms"])
-            info["latency_ort"] = lat
-        if not all(math.isfinite(v) for v in values.values()):
-            raise CandidateFailed(f"non-finite objective values {values}")
-        whash = save_weights(model, job.out_weights)
-        status = "COMPLETE" if objectives.feasible(values) else "INFEASIBLE"
-        return EvalOutcome(job.candidate_id, status, values, weights_hash=whash, weights_file=job.out_weights,
-                           train=info, seconds=time.perf_counter() - t0)
-    except CandidateFailed as e:
-        reason = str(e)
-    except (MemoryError, torch.OutOfMemoryError) as e:
-        reason = f"out of memory: {e}"[:500]
-    except OSError as e:
-        # a full or read-only disk is the run's problem, not the candidate's: the Study stops on it
-        prefix = DISK_FAILURE if e.errno in DISK_ERRNOS else ""
-        reason = f"{prefix}{type(e).__name__}: {e}"[:500]
-    except RuntimeError as e:
-        # torch's CPU allocator raises RuntimeError("... can't allocate memory ...") under a memory limit
-        text = str(e)
-        reason = (f"out of memory: {text}" if "allocate" in text and "memory" in text
-                  else f"{type(e).__name__}: {traceback.format_exception_only(type(e), e)[-1].strip()}")[:500]
+        return finish_candidate(job, model, shape, values, info, objectives, t0)
     except Exception as e:  # a candidate's crash is data, not a crashed run
-        tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        reason = f"{type(e).__name__}: {tb}"[:500]
-    return EvalOutcome(job.candidate_id, "FAILED", reason=reason, seconds=time.perf_counter() - t0)
+        return failed_outcome(job, e, t0)
+
+
+def infeasible_outcome(job: EvalJob, values: dict[str, float], objectives: ObjectiveSet,
+                       t0: float) -> EvalOutcome:
+    """INFEASIBLE before training: the static metrics already break a hard constraint."""
+    bad = [f"{c.name} {c.op} {c.value:g} (is {values[c.name]:g})" for c in objectives.constraints
+           if c.name in values and c.violation(values) > 0]
+    return EvalOutcome(job.candidate_id, "INFEASIBLE", values, reason="violates " + "; ".join(bad),
+                       seconds=time.perf_counter() - t0)
+
+
+def finish_candidate(job: EvalJob, model: torch.nn.Module, shape: tuple[int, ...], values: dict[str, float],
+                     info: dict[str, Any], objectives: ObjectiveSet, t0: float) -> EvalOutcome:
+    """The end every evaluator shares: latency objectives, the finiteness check, the weights file and
+    the COMPLETE / INFEASIBLE verdict. ``model`` is trained; ``values`` holds the other objectives."""
+    ctx = job.context
+    model.cpu()
+    if ctx.measure_latency or "latency_ms" in ctx.objectives:
+        lat = measure_latency_ms(model, shape, threads=ctx.latency_threads)
+        values["latency_ms"] = float(lat["latency_ms"])
+        info["latency"] = lat
+    if "latency_ort_ms" in ctx.objectives or any(c.name == "latency_ort_ms" for c in objectives.constraints):
+        lat = onnx_latency_ms(model, shape, threads=ctx.latency_threads)  # temporary ONNX file
+        values["latency_ort_ms"] = float(lat["latency_ms"])
+        info["latency_ort"] = lat
+    if not all(math.isfinite(v) for v in values.values()):
+        raise CandidateFailed(f"non-finite objective values {values}")
+    whash = save_weights(model, job.out_weights)
+    status = "COMPLETE" if objectives.feasible(values) else "INFEASIBLE"
+    return EvalOutcome(job.candidate_id, status, values, weights_hash=whash, weights_file=job.out_weights,
+                       train=info, seconds=time.perf_counter() - t0)
+
+
+def failed_outcome(job: EvalJob, e: BaseException, t0: float) -> EvalOutcome:
+    """A candidate's exception as a FAILED outcome with its reason (out of memory and a full or
+    read-only disk are recognised; the Study stops the run on the latter)."""
+    if isinstance(e, CandidateFailed):
+        reason = str(e)
+    elif isinstance(e, MemoryError | torch.OutOfMemoryError):
+        reason = f"out of memory: {e}"
+    elif isinstance(e, OSError):
+        # a full or read-only disk is the run's problem, not the candidate's: the Study stops on it
+        reason = f"{DISK_FAILURE if e.errno in DISK_ERRNOS else ''}{type(e).__name__}: {e}"
+    elif isinstance(e, RuntimeError) and "allocate" in str(e) and "memory" in str(e):
+        # torch's CPU allocator raises RuntimeError("... can't allocate memory ...") under a memory limit
+        reason = f"out of memory: {e}"
+    else:
+        reason = f"{type(e).__name__}: {traceback.format_exception_only(type(e), e)[-1].strip()}"
+    return EvalOutcome(job.candidate_id, "FAILED", reason=reason[:500], seconds=time.perf_counter() - t0)

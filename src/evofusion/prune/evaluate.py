@@ -14,9 +14,7 @@ examples to score candidates during the search).
 from __future__ import annotations
 
 import functools
-import math
 import time
-import traceback
 from typing import Any
 
 import numpy as np
@@ -25,12 +23,18 @@ from safetensors.torch import load_file
 
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 from evofusion.engine.context import load_arrays, resolve_device
-from evofusion.engine.evaluator import EvalJob, EvalOutcome, save_weights, static_metrics
+from evofusion.engine.evaluator import (
+    EvalJob,
+    EvalOutcome,
+    failed_outcome,
+    finish_candidate,
+    infeasible_outcome,
+    static_metrics,
+)
 from evofusion.errors import CandidateFailed
 from evofusion.genome.io import genome_from_dict
 from evofusion.genome.prune import PruneGenome
 from evofusion.objectives.base import ObjectiveSet
-from evofusion.objectives.metrics import measure_latency_ms
 from evofusion.prune.graph import group_importance, rankings
 from evofusion.prune.model import build_pruned, groups_of, input_shape, teacher_arch
 
@@ -86,10 +90,7 @@ def evaluate_prune(job: EvalJob) -> EvalOutcome:
         values = pruning_metrics(model, genome, ctx.extra)
         objectives = ObjectiveSet.from_names(list(ctx.objectives), list(ctx.constraints))
         if objectives.static_violation(values) > 0:
-            bad = [f"{c.name} {c.op} {c.value:g} (is {values[c.name]:g})" for c in objectives.constraints
-                   if c.name in values and c.violation(values) > 0]
-            return EvalOutcome(job.candidate_id, "INFEASIBLE", values, reason="violates " + "; ".join(bad),
-                               seconds=time.perf_counter() - t0)
+            return infeasible_outcome(job, values, objectives, t0)
         arrays = load_arrays(ctx.data_dir, ctx.teacher_dir)
         n_val = ctx.extra.get("val_limit") or len(arrays["val_y"])
         val = (arrays["val_x"][:n_val], arrays["val_y"][:n_val])
@@ -102,22 +103,6 @@ def evaluate_prune(job: EvalJob) -> EvalOutcome:
             info.update(steps=rep.steps, epochs=rep.epochs, seconds=rep.seconds,
                         stopped_early=rep.stopped_early, samples_seen=rep.samples_seen)
         values["accuracy"] = evaluate_accuracy(model, *val)
-        model.cpu()
-        if ctx.measure_latency or "latency_ms" in ctx.objectives:
-            lat = measure_latency_ms(model, input_shape(genome), threads=ctx.latency_threads)
-            values["latency_ms"] = float(lat["latency_ms"])
-            info["latency"] = lat
-        if not all(math.isfinite(v) for v in values.values()):
-            raise CandidateFailed(f"non-finite objective values {values}")
-        whash = save_weights(model, job.out_weights)
-        status = "COMPLETE" if objectives.feasible(values) else "INFEASIBLE"
-        return EvalOutcome(job.candidate_id, status, values, weights_hash=whash, weights_file=job.out_weights,
-                           train=info, seconds=time.perf_counter() - t0)
-    except CandidateFailed as e:
-        reason = str(e)
-    except (MemoryError, torch.OutOfMemoryError) as e:
-        reason = f"out of memory: {e}"[:500]
+        return finish_candidate(job, model, input_shape(genome), values, info, objectives, t0)
     except Exception as e:  # a candidate's crash is data, not a crashed run
-        tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        reason = f"{type(e).__name__}: {tb}"[:500]
-    return EvalOutcome(job.candidate_id, "FAILED", reason=reason, seconds=time.perf_counter() - t0)
+        return failed_outcome(job, e, t0)
