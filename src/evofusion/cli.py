@@ -53,6 +53,18 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return res
 
 
+def _search_config(config: Path | None, overrides: dict[str, Any]) -> Any:
+    """The SearchConfig from a YAML file with dotted overrides, or from the overrides alone."""
+    from evofusion.config import load_config, set_dotted, validate_config
+
+    if config is not None:
+        return load_config(config, overrides)
+    d: dict[str, Any] = {}
+    for k, v in overrides.items():
+        set_dotted(d, k, v)
+    return validate_config(d)
+
+
 @app.command()
 def search(
     config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
@@ -89,7 +101,6 @@ def search(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Run an evolutionary search with KD in the loop; writes RUN_DIR with database, weights, report."""
-    from evofusion.config import load_config, set_dotted, validate_config
 
     try:
         overrides: dict[str, Any] = {}
@@ -112,13 +123,7 @@ def search(
         if constraint:
             overrides["objectives.constraints"] = constraint
         overrides.update(_parse_set(set_ or []))
-        if config is not None:
-            cfg = load_config(config, overrides)
-        else:
-            d: dict[str, Any] = {}
-            for k, v in overrides.items():
-                set_dotted(d, k, v)
-            cfg = validate_config(d)
+        cfg = _search_config(config, overrides)
         _run(cfg, run_dir, quiet=quiet, trackers=_trackers(tracker or []))
     except EvoFusionError as e:
         _fail(e)
@@ -473,7 +478,6 @@ def distill(
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
 ) -> None:
     """Distil one genome from the teacher, optionally with feature KD (CDKA), several teachers or a text teacher."""
-    from evofusion.config import load_config, set_dotted, validate_config
     from evofusion.engine.distill_run import distill_genome
     from evofusion.engine.feature_kd import parse_feature_option
     from evofusion.genome import genome_from_json
@@ -499,13 +503,7 @@ def distill(
             tt.update({k: v for k, v in (("weight", text_weight), ("loss", text_loss)) if v is not None})
             overrides["distill.text_teacher"] = tt
         overrides.update(_parse_set(set_ or []))
-        if config is not None:
-            cfg = load_config(config, overrides)
-        else:
-            d: dict[str, Any] = {}
-            for k, v in overrides.items():
-                set_dotted(d, k, v)
-            cfg = validate_config(d)
+        cfg = _search_config(config, overrides)
         res = distill_genome(g, cfg, seed=seed, out_dir=out_dir,
                              log=lambda msg: console.print(msg, highlight=False))
         out.print(json.dumps(res, indent=1))

@@ -231,7 +231,7 @@ class Study:
                                     f"vs {data['fingerprint']}); resume with the same data set")
             store.set_meta("config", cfg.to_dict())
             study = cls(cfg, store, setup, callbacks, executor)
-            state, warnings = _consistent_checkpoint(store)
+            state, warnings = consistent_checkpoint(store)
             study.warnings = warnings
             for w in warnings:
                 log(w)
@@ -425,7 +425,7 @@ def make_executor(cfg: SearchConfig, threads: int) -> Executor:
                             recycle_after=cfg.recycle_after, address=cfg.address)
 
 
-def _consistent_checkpoint(store: RunStore) -> tuple[dict[str, Any] | None, list[str]]:
+def consistent_checkpoint(store: RunStore) -> tuple[dict[str, Any] | None, list[str]]:
     """The newest valid checkpoint whose candidate rows the database reproduces (its ``db_digest``);
     a database that does not is replaced by its newest valid backup and the matching checkpoint used."""
     warnings = list(store.recovered)

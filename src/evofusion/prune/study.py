@@ -26,7 +26,7 @@ from evofusion.distill.loop import TrainConfig
 from evofusion.engine.callbacks import Callback
 from evofusion.engine.context import EvalContext, cache_root, load_arrays, prepare_arrays
 from evofusion.engine.executors import Executor
-from evofusion.engine.study import TERMINATION_KEYS, Study, StudySetup, completed
+from evofusion.engine.study import TERMINATION_KEYS, Study, StudySetup, completed, consistent_checkpoint
 from evofusion.errors import ConfigError, RunStoreError, TeacherError
 from evofusion.genome.prune import PruneGenome
 from evofusion.genome.prune_space import PruneSpace
@@ -228,7 +228,7 @@ class PruneStudy(Study):
                 raise RunStoreError("the data differ from the run's; resume with the same data set")
             store.set_meta("config", cfg.to_dict())
             study = cls(cfg, pcfg, store, setup, callbacks, executor)
-            state, warnings = store.latest_checkpoint()
+            state, warnings = consistent_checkpoint(store)
             study.warnings = warnings
             for w in warnings:
                 log(w)
