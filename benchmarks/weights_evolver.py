@@ -89,11 +89,12 @@ def main() -> None:
         rows.append((name, d, test_acc(vec), time.perf_counter() - t1))
 
     t1 = time.perf_counter()
-    ev = Evolver.from_models(base_vec, thetas, lambda v: float(dev_eval.evaluate(v[None])[0]),
+    ev = Evolver.from_models(base_vec, thetas, lambda v: -float(dev_eval.evaluate(v[None])[0]),
                              torch.Generator().manual_seed(0), F=0.5, CR=0.5)
     for _ in range(args.generations):
-        ev.tell(dev_eval.evaluate(ev.ask()))
+        ev.tell(-dev_eval.evaluate(ev.ask()).double())  # minimizing: negated dev accuracy
     vec, d = ev.best()
+    d = -d
     rows.append((f"Evolver ({args.generations} gen, P={ev.population.shape[0]})", d, test_acc(vec),
                  time.perf_counter() - t1))
 

@@ -78,8 +78,9 @@ def main() -> None:
         return fewshot_fitness(es_model, fit_eps)
 
     for _ in range(args.generations):
-        es.step(fitness)
-    vec, fit = es.best()
+        es.step(lambda v: -fitness(v))  # every weight strategy minimizes: tell the negated accuracy
+    vec, loss = es.best()
+    fit = -loss
     load_vector(es_model, vec)
     rows.append((f"ES fusion ({args.generations} rounds x {es.n_ask}; train-episode fitness {fit:.3f})",
                  *score(es_model), time.perf_counter() - t1))

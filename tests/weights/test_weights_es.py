@@ -14,18 +14,18 @@ from evofusion.weights.es import ESFusion
 TARGET = torch.linspace(-1.0, 1.0, 20)
 
 
-def sphere(v: torch.Tensor) -> float:
-    return -float(((v - TARGET) ** 2).sum())
+def sphere(v: torch.Tensor) -> float:  # a loss: every weight strategy minimizes
+    return float(((v - TARGET) ** 2).sum())
 
 
 def test_parent_moves_toward_target() -> None:
     es = ESFusion(torch.zeros(20), torch.Generator().manual_seed(0), sigma=0.1, offspring=16,
                   temperature=0.5, standardize=True, sigma_decay=0.99, antithetic=True)
-    start = -sphere(es.parent)
+    start = sphere(es.parent)
     for _ in range(60):
         es.step(sphere)
-    assert -sphere(es.parent) < 0.3 * start
-    assert es.best()[1] > -0.3 * start
+    assert sphere(es.parent) < 0.3 * start
+    assert es.best()[1] < 0.3 * start
 
 
 def test_non_finite_fitness_gets_no_weight() -> None:
@@ -35,7 +35,7 @@ def test_non_finite_fitness_gets_no_weight() -> None:
     torch.testing.assert_close(es.parent, (rows[1] + rows[3]) / 2)
     before = es.parent.clone()
     es.ask()
-    es.tell([math.nan, -math.inf, math.nan, math.inf])  # all failed: keep the parent
+    es.tell([math.nan, math.inf, math.nan, -math.inf])  # all failed: keep the parent
     assert torch.equal(es.parent, before)
 
 
@@ -43,7 +43,7 @@ def test_softmax_weights_by_hand() -> None:
     es = ESFusion(torch.zeros(3), torch.Generator().manual_seed(2), sigma=1.0, offspring=2, elites=0,
                   temperature=2.0)
     rows = es.ask()
-    es.tell([0.0, 2.0])
+    es.tell([0.0, -2.0])  # losses: softmax(-loss / T)
     w = torch.softmax(torch.tensor([0.0, 1.0]), 0)
     torch.testing.assert_close(es.parent, w[0] * rows[0] + w[1] * rows[1])
 
@@ -73,15 +73,15 @@ def test_antithetic_pairs() -> None:
 def test_worse_parent_restores_best_elite() -> None:
     es = ESFusion(torch.zeros(3), torch.Generator().manual_seed(0), sigma=1.0, offspring=2, elites=1)
     rows = es.ask()
-    es.tell([1.0, 5.0, 0.0])  # offspring 1 is the elite (5.0); the parent becomes the fusion
-    assert es.n_restored == 0 and es.best()[1] == 5.0
+    es.tell([-1.0, -5.0, 0.0])  # offspring 1 is the elite (loss -5.0); the parent becomes the fusion
+    assert es.n_restored == 0 and es.best()[1] == -5.0
     assert not torch.equal(es.parent, rows[1])
     es.ask()
-    es.tell([0.0, 0.0, 2.0])  # the fused parent scored 2.0 < 5.0: restore the elite
+    es.tell([0.0, 0.0, -2.0])  # the fused parent's loss -2.0 > -5.0: restore the elite
     assert es.n_restored == 1 and torch.equal(es.parent, rows[1])
     rows3 = es.ask()
-    es.tell([9.0, 0.0, 5.0])  # the restored parent holds; a better offspring becomes the elite
-    assert es.n_restored == 1 and torch.equal(es.best()[0], rows3[0]) and es.best()[1] == 9.0
+    es.tell([-9.0, 0.0, -5.0])  # the restored parent holds; a better offspring becomes the elite
+    assert es.n_restored == 1 and torch.equal(es.best()[0], rows3[0]) and es.best()[1] == -9.0
 
 
 def test_non_differentiable_accuracy_fitness() -> None:
@@ -93,12 +93,15 @@ def test_non_differentiable_accuracy_fitness() -> None:
     def accuracy(v: torch.Tensor) -> float:  # a 2x2 linear classifier scored through argmax
         return float(((x @ v.view(2, 2)).argmax(1) == y).float().mean())
 
+    def error(v: torch.Tensor) -> float:  # the loss the minimizing ES is told
+        return -accuracy(v)
+
     start = torch.tensor([-1.0, 1.0, 0.0, 0.0])  # predicts the wrong class almost everywhere
     es = ESFusion(start, torch.Generator().manual_seed(1), sigma=0.5, offspring=12, temperature=0.2,
                   standardize=True)
     assert accuracy(start) < 0.1
     for _ in range(25):
-        es.step(accuracy)
+        es.step(error)
     assert accuracy(es.best()[0]) >= 0.95
 
 

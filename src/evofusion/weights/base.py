@@ -1,5 +1,15 @@
 """Ask/tell contract for strategies that evolve real vectors (flat network weights), not genomes.
 
+Every weight strategy (DE, SHADE, CADE, Evolver, ES fusion) is a :class:`VectorStrategy`: it
+**minimizes** (told values are losses; a score such as accuracy is told negated), ``ask()`` returns
+the ``(n, D)`` vectors to evaluate, ``tell(losses)`` takes their losses in the same order (NaN and
+infinities mean failed: they never become the best), ``best()`` returns the best vector and its
+loss, ``state_dict()`` is JSON and ``tensors()`` safetensors-ready, and ``load_state_dict(state,
+tensors)`` restores the strategy exactly, its generator included. All are created by name through
+``WEIGHT_STRATEGIES`` with ``(population, fitness, generator, **params)``.
+
+The DE family shares the stricter one-to-one contract below.
+
 A ``WeightStrategy`` holds a population ``(P, D)`` and its fitness ``(P,)`` (lower is better: a loss).
 ``ask()`` returns ``P`` trial vectors, one per population member; ``tell(fitness)`` receives their
 fitness in the same order and does one-to-one greedy selection: trial ``i`` replaces member ``i``
@@ -70,8 +80,42 @@ def generator_state_from_str(generator: torch.Generator, text: str) -> None:
     generator.set_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
 
 
-class WeightStrategy(ABC):
-    """Base of the weight-space strategies. Subclasses implement ``_ask`` (and optionally ``_tell``).
+class VectorStrategy(ABC):
+    """The minimizing ask/tell contract every weight strategy implements (module docstring)."""
+
+    name: str = ""
+    generation: int = 0  # completed ask/tell rounds
+
+    @abstractmethod
+    def ask(self) -> torch.Tensor:
+        """The ``(n, D)`` vectors to evaluate next; ``tell`` their losses before asking again."""
+
+    @abstractmethod
+    def tell(self, losses: torch.Tensor) -> Any:
+        """Losses of the last ``ask``'s vectors, in order (lower is better; non-finite = failed)."""
+
+    @abstractmethod
+    def best(self) -> tuple[torch.Tensor, float]:
+        """The best vector found so far (a copy) and its loss."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def tensors(self) -> dict[str, torch.Tensor]: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None: ...
+
+    def step(self, loss_fn: Any) -> Any:
+        """One round with a loss callable: ``tell([loss_fn(v) for v in ask()])``."""
+        return self.tell(torch.tensor([float(loss_fn(v)) for v in self.ask()], dtype=torch.float64))
+
+
+class WeightStrategy(VectorStrategy):
+    """Base of the one-to-one (DE-family) strategies. Subclasses implement ``_ask`` (and optionally
+    ``_tell``). ``strict = True`` makes a trial replace its member only when strictly better
+    (Evolver); the default accepts ties (classic DE).
 
     Args:
         population: initial members ``(P, D)``, floating point; copied.
@@ -80,7 +124,7 @@ class WeightStrategy(ABC):
         min_population: the smallest ``P`` the subclass's mutation needs.
     """
 
-    name: str = ""
+    strict: bool = False
 
     def __init__(self, population: torch.Tensor, fitness: torch.Tensor, generator: torch.Generator,
                  min_population: int = 1):
@@ -153,7 +197,7 @@ class WeightStrategy(ABC):
             raise ValueError(f"tell() needs fitness of shape ({self.size},), got {tuple(f.shape)}")
         finite = torch.isfinite(f)
         f = clean_fitness(f)
-        accepted = finite & (f <= self._fitness)
+        accepted = finite & ((f < self._fitness) if self.strict else (f <= self._fitness))
         trials = self._trials
         self._tell(trials, f, accepted)
         self._population = torch.where(accepted[:, None], trials, self._population)
@@ -232,11 +276,12 @@ class WeightStrategy(ABC):
         """Restore what ``_state_dict``/``_tensors`` saved; strategies without extra state keep this."""
 
 
-WEIGHT_STRATEGIES: Registry[WeightStrategy] = Registry("weight_strategies")
+WEIGHT_STRATEGIES: Registry[VectorStrategy] = Registry("weight_strategies")
 
 
 def create_weight_strategy(name: str, population: torch.Tensor, fitness: torch.Tensor,
-                           generator: torch.Generator, **params: Any) -> WeightStrategy:
-    """Create a registered weight strategy by name (``de``, ``shade``, ``cade`` once imported)."""
+                           generator: torch.Generator, **params: Any) -> VectorStrategy:
+    """Create a registered weight strategy by name: ``de``, ``shade``, ``cade``, ``evolver``, ``es``
+    (registered when ``evofusion.weights`` is imported). ``fitness``: losses of ``population``."""
     return WEIGHT_STRATEGIES.create(name, population=population, fitness=fitness, generator=generator,
                                     **params)
