@@ -11,7 +11,8 @@ per slot of ``evofusion.engine.devices.plan_slots`` (one a free GPU, several a G
 estimate, CPU slots when there is no GPU): a worker that dies is replaced and its job retried up to
 ``retries`` times, then FAILED; a job running past ``timeout`` seconds has its worker killed and is
 FAILED; a worker is replaced after ``recycle_after`` jobs so leaked memory stays bounded. ``ray``
-lives in ``evofusion.engine.ray_executor`` and imports Ray only when created.
+lives in ``evofusion.engine.ray_executor`` and imports Ray only when created. The protocol, the
+registry and the pieces every executor shares are in ``evofusion.engine.executor_base``.
 """
 
 from __future__ import annotations
@@ -22,61 +23,25 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol
+from typing import Any
 
 from evofusion.engine.devices import GpuProbe, plan_slots, probe_gpus
-from evofusion.registry import Registry
+from evofusion.engine.executor_base import (
+    EXECUTORS,
+    Executor,
+    MapMixin,
+    failure,
+    job_priority,
+    place,
+    priority_order,
+)
 
-
-class Executor(Protocol):
-    """Runs ``fn`` on every job. Contract: ``imap`` yields exactly one outcome per job (any order);
-    a job whose worker dies, hangs or raises comes back as ``on_failure(job, reason)``, never as an
-    exception out of the executor; ``close`` ends every worker it started."""
-
-    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]: ...
-
-    def imap(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[Any]: ...
-
-    def close(self) -> None: ...
-
-
-EXECUTORS: Registry[Executor] = Registry("executors")
-
-
-def job_priority(job: Any) -> float:
-    return float(getattr(job, "priority", 0.0) or 0.0)
-
-
-def priority_order(jobs: Sequence[Any]) -> list[int]:
-    """Indices of ``jobs`` in run order: lowest priority value first, ties by position."""
-    return sorted(range(len(jobs)), key=lambda i: (job_priority(jobs[i]), i))
-
-
-def place(job: Any, device: str) -> Any:
-    on_device = getattr(job, "on_device", None)
-    return on_device(device) if on_device is not None else job
-
-
-def _failure(on_failure: Callable[[Any, str], Any] | None, job: Any, reason: str) -> Any:
-    if on_failure is None:
-        raise RuntimeError(reason)
-    return on_failure(job, reason)
-
-
-class _MapMixin:
-    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
-        out: dict[int, Any] = {}
-        for i, res in self._imap_indexed(fn, jobs):  # type: ignore[attr-defined]
-            out[i] = res
-        return [out[i] for i in range(len(jobs))]
-
-    def imap(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[Any]:
-        for _, res in self._imap_indexed(fn, jobs):  # type: ignore[attr-defined]
-            yield res
+__all__ = ["EXECUTORS", "Executor", "MapMixin", "ProcessExecutor", "SerialExecutor", "failure", "job_priority",
+           "place", "priority_order"]
 
 
 @EXECUTORS.register("serial")
-class SerialExecutor(_MapMixin):
+class SerialExecutor(MapMixin):
     """Jobs one after another in the driver, in priority order."""
 
     def __init__(self, **_: Any):
@@ -135,7 +100,7 @@ class _Worker:
 
 
 @EXECUTORS.register("process")
-class ProcessExecutor(_MapMixin):
+class ProcessExecutor(MapMixin):
     """A pool of spawned worker processes, one per device slot, ``threads`` torch threads each.
 
     Args:
@@ -235,7 +200,7 @@ class ProcessExecutor(_MapMixin):
                         heapq.heappush(queue, (job_priority(task.job), task.index, task))
                         continue
                     except Exception as e:  # the job cannot be pickled
-                        yield task.index, _failure(self.on_failure, task.job, f"job could not be sent: {e}")
+                        yield task.index, failure(self.on_failure, task.job, f"job could not be sent: {e}")
                         continue
                     w.task, w.started = task, time.monotonic()
                     busy[slot] = w
@@ -271,13 +236,13 @@ class ProcessExecutor(_MapMixin):
                 self._retire(slot, kill=False)
             if kind == "ok":
                 return value
-            return _failure(self.on_failure, task.job, value)
+            return failure(self.on_failure, task.job, value)
         if not w.proc.is_alive():
             return self._died(slot, w, task, queue)
         if self.timeout is not None and time.monotonic() - w.started >= self.timeout:
             self.stats["timed_out"] += 1
             self._retire(slot, kill=True)
-            return _failure(self.on_failure, task.job, f"timed out after {self.timeout:g} s; its worker was "
+            return failure(self.on_failure, task.job, f"timed out after {self.timeout:g} s; its worker was "
                             "killed (raise `timeout` if candidates need longer)")
         return _PENDING
 
@@ -292,7 +257,7 @@ class ProcessExecutor(_MapMixin):
             heapq.heappush(queue, (job_priority(task.job), task.index, task))
             return _REQUEUED
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return _failure(self.on_failure, task.job, f"worker process died ({how}) on {task.attempt} "
+        return failure(self.on_failure, task.job, f"worker process died ({how}) on {task.attempt} "
                         f"attempt(s); retries exhausted")
 
     def close(self) -> None:

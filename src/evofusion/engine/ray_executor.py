@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from evofusion.engine.executors import _failure, _MapMixin, job_priority, place
+from evofusion.engine.executor_base import MapMixin, failure, job_priority, place
 from evofusion.errors import EvoFusionError
 
 
@@ -71,7 +71,7 @@ def _run_job(fn: Callable[[Any], Any], job: Any, threads: int, timeout: float | 
     return box["result"]
 
 
-class RayExecutor(_MapMixin):
+class RayExecutor(MapMixin):
     """Candidates as Ray tasks on a local or remote cluster.
 
     Args:
@@ -147,20 +147,20 @@ class RayExecutor(_MapMixin):
             res = self.ray.get(ref)
             if isinstance(res, TimedOut):
                 self.stats["timed_out"] += 1
-                return _failure(self.on_failure, job, f"timed out after {res.seconds:g} s; its Ray worker was "
+                return failure(self.on_failure, job, f"timed out after {res.seconds:g} s; its Ray worker was "
                                 "ended (raise `timeout` if candidates need longer)")
             return res
         except (ex.WorkerCrashedError, ex.NodeDiedError, ex.ObjectLostError, ex.OwnerDiedError) as e:
             self.stats["lost"] += 1
-            return _failure(self.on_failure, job, f"Ray worker or node lost {self.retries + 1} time(s); retries "
+            return failure(self.on_failure, job, f"Ray worker or node lost {self.retries + 1} time(s); retries "
                             f"exhausted: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
         except ex.TaskCancelledError:
-            return _failure(self.on_failure, job, "Ray task cancelled")
+            return failure(self.on_failure, job, "Ray task cancelled")
         except ex.RayTaskError as e:
             cause = e.cause if getattr(e, "cause", None) is not None else e
-            return _failure(self.on_failure, job, f"{type(cause).__name__}: {str(cause).splitlines()[0][:400]}")
+            return failure(self.on_failure, job, f"{type(cause).__name__}: {str(cause).splitlines()[0][:400]}")
         except ex.RayError as e:
-            return _failure(self.on_failure, job, f"Ray error: {type(e).__name__}: {str(e)[:400]}")
+            return failure(self.on_failure, job, f"Ray error: {type(e).__name__}: {str(e)[:400]}")
 
     def close(self) -> None:
         if self._owns and self.ray.is_initialized():

@@ -14,7 +14,7 @@ from evofusion.store import RunStore
 
 
 def _objectives(store: RunStore) -> ObjectiveSet:
-    cfg = store.get_meta("config")
+    cfg = store.config()
     return ObjectiveSet.from_names(cfg["objectives"]["names"], cfg["objectives"]["constraints"],
                                    cfg["objectives"]["weights"])
 
@@ -30,7 +30,7 @@ def candidate_rows(store: RunStore) -> list[dict[str, Any]]:
 def report_data(store: RunStore) -> dict[str, Any]:
     """Every candidate (id, generation, status, parents, operator, objectives, genome), the Pareto ids,
     the finals, best and mean of each objective per generation, and growth events (if any)."""
-    from evofusion.engine.study import pareto_ids
+    from evofusion.objectives.selection import pareto_ids
 
     objectives = _objectives(store)
     cands = candidate_rows(store)
@@ -120,7 +120,7 @@ def write_html_report(store: RunStore, out: str | Path | None = None) -> Path:
     the live dashboard's page frozen at this moment: Pareto front (accuracy vs params, hover =
     candidate), objectives per generation, lineage of the best candidate, architecture growth (if
     any), the finals and a sortable candidate table."""
-    from evofusion.viz.dashboard import render_page
+    from evofusion.viz.page import render_page
 
     data = report_data(store)
     out = Path(out) if out else store.dir / "report.html"
