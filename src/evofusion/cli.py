@@ -134,7 +134,7 @@ def _run(cfg: Any, run_dir: Path, quiet: bool, study: Any = None, trackers: list
     from evofusion.viz import write_html_report
     from evofusion.viz.progress import RichProgress
 
-    log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+    log = _logger(quiet)
     # trackers first: Study matches saved callback states by position, and --quiet drops the bar
     callbacks = [*(trackers or []), *([] if quiet else [RichProgress(console)])]
     if study is None:
@@ -160,39 +160,90 @@ def resume(
     tracker: Annotated[list[str] | None, typer.Option("--tracker", help=_TRACKER_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Continue a stopped or killed run exactly where its last finished generation ended."""
-    from evofusion.engine import Study
+    """Continue any stopped or killed run (search, prune, grow, evolve-weights) exactly where its last
+    checkpoint ended. A config change (--set, beyond the budget keys) needs --allow-config-change and
+    is recorded in the run's config history from this generation on."""
+    from evofusion.store import RunStore
     from evofusion.viz.progress import RichProgress
 
     try:
+        with RunStore(run_dir, lock=False, readonly=True) as s:
+            kind = s.kind()
         ov = _parse_set(set_ or [])
         if generations is not None:
             ov["generations"] = generations
         if max_evaluations is not None:
+            if kind not in ("search", "prune"):
+                raise EvoFusionError(f"--max-evaluations: a {kind} run has no evaluation budget")
             ov["max_evaluations"] = max_evaluations
+        if kind == "grow" and "generations" in ov:
+            raise EvoFusionError("--generations: a grow run's budget is steps; use --set growth.steps=N")
         nested: dict[str, Any] = {}
         from evofusion.config import set_dotted
 
         for k, v in ov.items():
             set_dotted(nested, k, v)
-        log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
-        study = Study.resume(run_dir, overrides=_merge_top(run_dir, nested),
-                             allow_config_change=allow_config_change,
-                             callbacks=[*_trackers(tracker or []), *([] if quiet else [RichProgress(console)])],
-                             log=log)
-        _run(study.cfg, run_dir, quiet, study=study)
+        log = _logger(quiet)
+        callbacks = [*_trackers(tracker or []), *([] if quiet else [RichProgress(console)])]
+        section = {"weights": "weights", "grow": "grow"}.get(kind)
+        overrides = _merge_top(run_dir, nested, section)
+        from evofusion.engine.run import resume_run
+
+        run = resume_run(run_dir, overrides=overrides, allow_config_change=allow_config_change,
+                         callbacks=callbacks, log=log)
+        _complete(kind, run, quiet)
     except EvoFusionError as e:
         _fail(e)
 
 
-def _merge_top(run_dir: Path, nested: dict[str, Any]) -> dict[str, Any]:
-    """Turn nested overrides into top-level keys merged with the stored config sections."""
+def _logger(quiet: bool) -> Any:
+    return (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+
+
+def _complete(kind: str, run: Any, quiet: bool) -> None:
+    """Run a created or resumed run of any kind to its end, write report.html and print its result."""
+    from evofusion.viz import write_html_report
+
+    if kind == "search":
+        _run(run.cfg, run.store.dir, quiet, study=run)
+        return
+    try:
+        if kind == "prune":
+            from evofusion.viz.prune_section import prune_markdown
+
+            run.optimize()
+            rep = run.finish(log=_logger(quiet))
+            html = write_html_report(run.store)
+            print(prune_markdown(rep), flush=True)
+        elif kind == "weights":
+            final = run.optimize()
+            html = write_html_report(run.store)
+            if not quiet and final is not None:
+                out.print(f"best candidate {final['candidate_id']}: val acc {final['val_accuracy']:.4f}, "
+                          f"test acc {final['test_accuracy']:.4f}")
+        else:
+            res = run.run()
+            html = write_html_report(run.store)
+            if not quiet:
+                out.print(f"grew to {res['params']} params in {res['events']} events; val acc "
+                          f"{res.get('val_accuracy', float('nan')):.4f}, test acc "
+                          f"{res.get('test_accuracy', float('nan')):.4f}")
+        if not quiet:
+            console.print(f"report: {html}")
+    finally:
+        run.close()
+
+
+def _merge_top(run_dir: Path, nested: dict[str, Any], section: str | None = None) -> dict[str, Any]:
+    """Turn nested overrides into top-level keys merged with the config in effect (of ``section``
+    for runs whose config nests there: ``weights``, ``grow``)."""
     from evofusion.store import RunStore
 
     if not nested:
         return {}
     with RunStore(run_dir, lock=False, readonly=True) as s:
-        old = s.get_meta("config")
+        old = s.config()
+    old = old[section] if section else old
     res = {}
     for k, v in nested.items():
         res[k] = {**old[k], **v} if isinstance(v, dict) and isinstance(old.get(k), dict) else v
@@ -316,7 +367,10 @@ def export(
             if row is None or row["status"] != "COMPLETE":
                 raise EvoFusionError(f"--candidate: {cid} is not a COMPLETE candidate of {run_dir}")
             fin = finals.get(cid)
-            weights = fin["weights_file"] if fin else row["weights_file"]
+            weights = store.resolve(fin["weights_file"] if fin else row["weights_file"])
+            if weights is None or not weights.exists():
+                raise EvoFusionError(f"--candidate: the weights of candidate {cid} are missing from {run_dir} "
+                                     f"({weights}); the run directory is incomplete")
             card = {"candidate_id": cid, "objectives": row["objective_values"], "parents": row["parents"],
                     "operator": row["operator"], "generation": row["generation"], "teacher": data["teacher"],
                     "data": data["data"], "final": fin and {k: fin[k] for k in ("val_accuracy", "test_accuracy")},
@@ -339,8 +393,9 @@ def _export_onnx(store: Any, path: Path, card: dict[str, Any], int8: bool, calib
     from evofusion.export.quantize import onnx_deployment
     from evofusion.store.atomic import atomic_write_json
 
-    cfg, meta = store.get_meta("config"), store.get_meta("data")
-    d = cfg["data"]
+    cfg, meta = store.config(), store.get_meta("data")
+    cfg = cfg.get("weights", cfg.get("grow", cfg)) if "data" not in cfg else cfg
+    d = {"val_fraction": 0.1, "seed": 0, **cfg["data"]}
     splits = load_dataset(meta["name"], data_dir=data_dir or d.get("data_dir"), val_fraction=d["val_fraction"],
                           seed=d["seed"], limit=d.get("limit"))
     if splits.fingerprint() != meta["fingerprint"]:
@@ -428,13 +483,13 @@ def evolve_weights(
 ) -> None:
     """Evolve the weights of a fixed student from back-propagation ancestors (DE family, Evolver, ES)."""
     from evofusion.config import set_dotted
-    from evofusion.viz import write_html_report
     from evofusion.weights.study import WeightStudy
 
-    log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+    log = _logger(quiet)
     try:
-        if resume_dir is not None:
-            study = WeightStudy.resume(resume_dir, log=log)
+        if resume_dir is not None:  # an alias of `evofusion resume DIR`
+            study = WeightStudy.resume(resume_dir, log=log,
+                                       overrides={"generations": generations} if generations else None)
         else:
             flags = {"strategy": strategy, "data.name": data, "data.data_dir": data_dir, "data.limit": limit,
                      "population": population, "generations": generations, "seed": seed}
@@ -442,15 +497,7 @@ def evolve_weights(
             for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
                 set_dotted(d, k, v)
             study = WeightStudy.create(d, run_dir or Path("runs/weights"), log=log)
-        try:
-            final = study.optimize()
-            html = write_html_report(study.store)
-            if not quiet and final is not None:
-                out.print(f"best candidate {final['candidate_id']}: val acc {final['val_accuracy']:.4f}, "
-                          f"test acc {final['test_accuracy']:.4f}")
-                console.print(f"report: {html}")
-        finally:
-            study.close()
+        _complete("weights", study, quiet)
     except EvoFusionError as e:
         _fail(e)
 
@@ -534,11 +581,10 @@ def grow(
 
     from evofusion.config import set_dotted
     from evofusion.growth import GrowthRun
-    from evofusion.viz import write_html_report
 
-    log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+    log = _logger(quiet)
     try:
-        if resume:
+        if resume:  # an alias of `evofusion resume DIR`
             run = GrowthRun.resume(run_dir, log=log)
         else:
             d: dict[str, Any] = {}
@@ -554,15 +600,7 @@ def grow(
             for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
                 set_dotted(d, k, v)
             run = GrowthRun.create(d, run_dir, log=log)
-        try:
-            res = run.run()
-            html = write_html_report(run.store)
-        finally:
-            run.close()
-        if not quiet:
-            out.print(f"grew to {res['params']} params in {res['events']} events; val acc "
-                      f"{res.get('val_accuracy', float('nan')):.4f}, test acc {res.get('test_accuracy', float('nan')):.4f}")
-            console.print(f"report: {html}")
+        _complete("grow", run, quiet)
     except EvoFusionError as e:
         _fail(e)
 
@@ -595,7 +633,7 @@ def prune(
     report compression %, FLOPs reduction %, accuracy, latency and noise robustness (docs/pruning.md)."""
     from evofusion.prune.cli import run_prune
 
-    log = (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
+    log = _logger(quiet)
     try:
         md = run_prune(teacher=teacher, data=data, target_params=target_params, objectives=objectives,
                        encoding=encoding, levels=levels, init=init, strategy=strategy, population=population,
@@ -609,7 +647,8 @@ def prune(
 
 @app.command("list")
 def list_() -> None:
-    """Registered strategies, operators, objectives, teachers and data sets."""
+    """Everything created by name: strategies, operators, objectives, teachers, data sets, KD losses,
+    weight strategies, growth controllers, executors, trackers and run kinds."""
     from evofusion.data import dataset_names
     from evofusion.objectives import KNOWN_OBJECTIVES
     from evofusion.operators import OPERATORS
@@ -625,6 +664,18 @@ def list_() -> None:
 
     out.print(f"[bold]feature losses[/]: {', '.join(FEATURE_LOSSES.names())}")
     out.print(f"[bold]text teachers[/]: {', '.join(TEXT_TEACHERS.names())}")
+    import evofusion.engine.executors  # noqa: F401 - registers serial, process, ray
+    import evofusion.weights  # noqa: F401 - registers every weight strategy
+    from evofusion.engine.executor_base import EXECUTORS
+    from evofusion.engine.run import RUN_KINDS
+    from evofusion.engine.trackers import TRACKERS
+    from evofusion.growth.controller import CONTROLLERS
+    from evofusion.weights.base import WEIGHT_STRATEGIES
+
+    for name, items in (("weight strategies", WEIGHT_STRATEGIES.names()), ("controllers", CONTROLLERS.names()),
+                        ("executors", EXECUTORS.names()), ("trackers", TRACKERS.names()),
+                        ("run kinds", RUN_KINDS.names())):
+        out.print(f"[bold]{name}[/]: {', '.join(items)}")
 
 
 def main() -> None:

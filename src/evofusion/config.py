@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,11 +16,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evofusion.errors import ConfigError
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Base of every config section of every run kind: unknown keys are errors, values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(_Strict):
+_Strict = Strict
+
+
+def check_data_name(name: str, field: str = "data.name") -> None:
+    """ConfigError naming ``field`` unless ``name`` is a known data set."""
+    from evofusion.data import dataset_names
+
+    if name not in dataset_names():
+        raise ConfigError(field, f"unknown data set {name!r}; valid: {', '.join(dataset_names())}")
+
+
+class DataConfig(Strict):
     name: str = "digits"  # digits | fashion-mnist | mnist | cifar10
     data_dir: str | None = None  # folder holding the files; else $EVOFUSION_DATA, then Debian's path
     val_fraction: float = Field(0.1, gt=0, le=0.5)  # carved from the training split
@@ -28,7 +41,7 @@ class DataConfig(_Strict):
     seed: int = Field(0, ge=0)  # seed of the train/val split
 
 
-class TeacherConfig(_Strict):
+class TeacherConfig(Strict):
     path: str | None = None  # teacher dir (teacher.json + weights.safetensors) or a weights file
     arch: str | None = None  # zoo arch: for a weights file, or the zoo teacher to train when path is unset
     width: float | None = Field(None, gt=0, le=4)  # zoo width multiplier
@@ -36,7 +49,7 @@ class TeacherConfig(_Strict):
     enabled: bool = True  # false: plain training, no KD
 
 
-class FeatureKDConfig(_Strict):
+class FeatureKDConfig(Strict):
     """One feature-KD term (see evofusion.distill.cdka and docs/cdka.md)."""
 
     teacher_tap: str = Field(min_length=1)  # teacher module name (dotted), ':in' for its input
@@ -50,7 +63,7 @@ class FeatureKDConfig(_Strict):
     teacher: int = Field(0, ge=0)  # 0 = the teacher of `teacher:`, i = distill.teachers[i - 1]
 
 
-class ExtraTeacherConfig(_Strict):
+class ExtraTeacherConfig(Strict):
     """An additional logit teacher (a teacher dir or a weights file with its arch)."""
 
     path: str
@@ -58,7 +71,7 @@ class ExtraTeacherConfig(_Strict):
     weight: float = Field(1.0, gt=0, le=1e6)
 
 
-class TextTeacherConfig(_Strict):
+class TextTeacherConfig(Strict):
     """Cross-modal term: align the student's features with text embeddings of the class names."""
 
     model: str = "wordllama"  # a name in evofusion.teachers.text.TEXT_TEACHERS (loaded offline)
@@ -70,19 +83,32 @@ class TextTeacherConfig(_Strict):
     class_names: list[str] | None = None  # in label order; default: the data set's built-in names
 
 
-class DistillConfig(_Strict):
+class RecipeConfig(Strict):
+    """The KD recipe every run kind trains with (search candidates, the live grown student); it
+    becomes the one runtime type, ``evofusion.distill.TrainConfig``, through ``train_config``."""
+
+    batch_size: int = Field(128, ge=1, le=65536)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(3e-3, gt=0, le=10)  # peak learning rate
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    alpha: float = Field(0.5, ge=0, le=1)  # weight of hard-label CE
+    temperature: float = Field(4.0, gt=0, le=100)
+
+    def train_config(self, **extra: Any) -> Any:
+        """This recipe (and ``extra`` TrainConfig fields) as a ``TrainConfig``."""
+        from evofusion.distill.loop import TrainConfig
+
+        fields = {k: getattr(self, k) for k in RecipeConfig.model_fields}
+        return TrainConfig(**{**fields, **extra})
+
+
+class DistillConfig(RecipeConfig):
     """Training of each candidate during search (low fidelity). See evofusion.distill.TrainConfig."""
 
     epochs: float = Field(1.0, gt=0, le=1000)  # used when steps is null
     steps: int | None = Field(200, ge=1)  # step budget per candidate (null: use epochs)
     data_fraction: float = Field(1.0, gt=0, le=1)
-    batch_size: int = Field(128, ge=1, le=65536)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(3e-3, gt=0, le=10)
-    weight_decay: float = Field(5e-4, ge=0, le=1)
-    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
-    alpha: float = Field(0.5, ge=0, le=1)  # weight of hard-label CE
-    temperature: float = Field(4.0, gt=0, le=100)
     patience: int = Field(0, ge=0)
     augment: Literal["none", "flip", "flip_shift"] = "none"
     # CDKA (docs/cdka.md); None = off, which keeps stored configs of older runs unchanged
@@ -96,7 +122,7 @@ class DistillConfig(_Strict):
 CDKA_KEYS = frozenset({"features", "teachers", "teacher_weight", "teacher_weighting", "text_teacher"})
 
 
-class FinalConfig(_Strict):
+class FinalConfig(Strict):
     """Full-data fine-tune of the winners after the search."""
 
     top_k: int = Field(1, ge=0, le=100)  # Pareto/fitness-best candidates to fine-tune; 0 = none
@@ -107,7 +133,7 @@ class FinalConfig(_Strict):
     augment: Literal["none", "flip", "flip_shift"] = "flip"
 
 
-class SpaceConfig(_Strict):
+class SpaceConfig(Strict):
     encoding: Literal["student", "chromosome"] = "student"
     min_stages: int = Field(1, ge=1, le=12)
     max_stages: int = Field(4, ge=1, le=12)
@@ -170,20 +196,20 @@ class SpaceConfig(_Strict):
         return self
 
 
-class StrategyConfig(_Strict):
+class StrategyConfig(Strict):
     name: str = "nsga2"  # random | ga | nsga2 | regularized | a plugin
     population: int = Field(8, ge=2, le=10000)  # candidates per generation (and population size)
     params: dict[str, Any] = Field(default_factory=dict)  # strategy-specific knobs (tournament_size ...)
 
 
-class ObjectivesConfig(_Strict):
+class ObjectivesConfig(Strict):
     names: list[str] = Field(default_factory=lambda: ["accuracy", "params"], min_length=1)
     constraints: list[str] = Field(default_factory=list)  # e.g. "params <= 50000"
     weights: dict[str, float] = Field(default_factory=dict)  # MOFE weights; defaults per objective
     latency_threads: int = Field(1, ge=1, le=256)
 
 
-class ResourcesConfig(_Strict):
+class ResourcesConfig(Strict):
     """What one candidate asks of the executor (Ray task resources; GPU slots of the process pool)."""
 
     cpus: float = Field(1.0, gt=0, le=1024)  # CPUs per candidate (Ray num_cpus)
@@ -191,7 +217,7 @@ class ResourcesConfig(_Strict):
     gpu_memory_mb: float | None = Field(None, gt=0)  # process pool: estimate per candidate; packs a GPU by memory
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     seed: int = Field(0, ge=0)
     generations: int = Field(3, ge=1, le=100000)
     max_evaluations: int | None = Field(None, ge=1)
@@ -231,14 +257,24 @@ def config_error(e: ValidationError) -> ConfigError:
     return ConfigError(field, msg)
 
 
-def validate_config(data: dict[str, Any]) -> SearchConfig:
-    """Validate a config mapping; raises ConfigError naming the first bad field."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_model(model: type[M], data: Any) -> M:
+    """``data`` validated as ``model`` (any run kind's config); ConfigError names the first bad field."""
+    if isinstance(data, model):
+        return data
     if not isinstance(data, dict):
         raise ConfigError("config", "must be a mapping of keys to values")
     try:
-        cfg = SearchConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise config_error(e) from None
+
+
+def validate_config(data: dict[str, Any]) -> SearchConfig:
+    """Validate a config mapping; raises ConfigError naming the first bad field."""
+    cfg = validate_model(SearchConfig, data)
     _semantic_checks(cfg)
     return cfg
 

@@ -29,10 +29,10 @@ from typer.testing import CliRunner
 
 from evofusion import Study
 from evofusion.cli import app
-from evofusion.engine import evaluator as evaluator_mod
 from evofusion.errors import RunStoreError, TeacherError
 from evofusion.store import RunStore
 from evofusion.store import runstore as runstore_mod
+from evofusion.store import weights as weights_store_mod
 from tests.conftest import tiny_config
 from tests.engine.fault_helpers import Malicious, faulty_evaluate
 
@@ -349,7 +349,7 @@ def test_read_only_disk_when_saving_weights_stops_run_unrecorded(tmp_path: Path,
     s = Study.create(tiny_config(generations=2), tmp_path / "run", **QUIET)
     try:
         s.step()
-        monkeypatch.setattr(evaluator_mod, "save_file", read_only)
+        monkeypatch.setattr(weights_store_mod, "atomic_write_bytes", read_only)  # every weights file
         with pytest.raises(RunStoreError, match="Read-only file system.*checkpoint of generation 1 is intact"):
             s.step()
         assert s.store.count("FAILED") == 0  # not recorded as the candidate's fault: it runs again on resume

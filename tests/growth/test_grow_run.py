@@ -111,10 +111,10 @@ def test_optimizer_state_is_carried_through_a_widen() -> None:
     g = StudentGenome(stages=(StageGene(4), StageGene(8)), in_channels=1, input_size=8, num_classes=10)
     torch.manual_seed(0)
     model = build(g)
-    from evofusion.distill.loop import TrainConfig, _optimizer
+    from evofusion.distill.loop import TrainConfig, make_optimizer
 
     cfg = TrainConfig()
-    opt = _optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     for _ in range(2):
         loss = model(torch.randn(8, 1, 8, 8)).logsumexp(1).mean()
         opt.zero_grad()

@@ -100,12 +100,13 @@ def test_random_mask_forward_backward_params_reload(arch: str, tmp_path: Path) -
         store.finish_candidate(0, "COMPLETE", {"params": float(n)}, weights_hash=whash,
                                weights_file=str(store.weights_path(0)))
         row = store.candidate(0)
-    assert row is not None
+        assert row is not None and row["weights_file"] == "weights/0.safetensors"  # relative to the run
+        weights = store.resolve(row["weights_file"])
     again = build(genome_from_dict(row["genome"]))
-    again.load_state_dict(load_file(row["weights_file"]))
+    again.load_state_dict(load_file(weights))
     again.eval()
     torch.testing.assert_close(again(x), expected)
-    bundle = export_student(row["genome"], row["weights_file"], tmp_path / "bundle")
+    bundle = export_student(row["genome"], weights, tmp_path / "bundle")
     torch.testing.assert_close(load_student(bundle)(x), expected)
 
 

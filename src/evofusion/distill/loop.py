@@ -102,7 +102,9 @@ def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_
     return float((predict_logits(model, x, batch_size).argmax(1) == y).float().mean())
 
 
-def _augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
+    """``none`` | ``flip`` (random horizontal flips) | ``flip_shift`` (and a shift of up to 2 pixels),
+    every draw from ``g``."""
     if kind == "none":
         return x
     flip = torch.rand(len(x), generator=g) < 0.5
@@ -113,7 +115,9 @@ def _augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
     return x
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg`` (AdamW, or SGD with Nesterov momentum); no weight decay on biases
+    and normalization parameters."""
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -167,7 +171,7 @@ def train(
     steps_per_epoch = max(1, math.ceil(n_use / cfg.batch_size))
     total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
     eval_every = cfg.eval_every or steps_per_epoch
-    opt = _optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     if feature_kd is not None:  # adapter parameters join the optimizer before the schedule sees it
         feature_kd.attach(model, opt, x[:2], cfg.weight_decay)
     sched = _scheduler(opt, cfg, total)
@@ -185,7 +189,7 @@ def train(
             order, pos = subset[torch.randperm(n_use, generator=g)], 0
         idx = order[pos:pos + cfg.batch_size]
         pos += cfg.batch_size
-        xb = _augment(x[idx], cfg.augment, g).to(dev, non_blocking=True)
+        xb = augment(x[idx], cfg.augment, g).to(dev, non_blocking=True)
         tl = None if teacher_logits is None else teacher_logits[idx].to(dev)
         if feature_kd is None:
             out = model(xb)

@@ -9,20 +9,36 @@ from typing import Any
 
 
 class Callback:
-    def on_study_start(self, study: Any) -> None: ...
+    """No-op hooks a run calls (every run kind: search, prune, grow, evolve-weights).
 
-    def on_generation_start(self, study: Any, generation: int, n: int) -> None: ...
+    ``study`` is the run (:class:`evofusion.engine.run.Run`): ``kind``, ``generation``, ``next_id``,
+    ``elapsed``, ``store`` and ``progress()`` are there for every kind, ``cfg`` holds its config.
+    Hooks must not change the run; an exception in a hook stops the run (it is the user's code).
+    ``state_dict()`` goes into every checkpoint and ``load_state_dict`` gets it back on resume, matched
+    by class name, so loggers and progress bars continue where they were.
+    """
 
-    def on_candidate_end(self, study: Any, outcome: Any) -> None: ...
+    def on_study_start(self, study: Any) -> None:
+        """Before the first step of ``optimize()`` (also of a resumed run)."""
 
-    def on_generation_end(self, study: Any, generation: int, outcomes: list[Any]) -> None: ...
+    def on_generation_start(self, study: Any, generation: int, n: int) -> None:
+        """A search generation of ``n`` candidates begins (search and prune runs)."""
 
-    def on_study_end(self, study: Any) -> None: ...
+    def on_candidate_end(self, study: Any, outcome: Any) -> None:
+        """A candidate is stored (``outcome``: candidate_id, status, values, reason, seconds)."""
+
+    def on_generation_end(self, study: Any, generation: int, outcomes: list[Any]) -> None:
+        """Step ``generation`` ended and its checkpoint is written (``outcomes``: its candidates)."""
+
+    def on_study_end(self, study: Any) -> None:
+        """After the last step of ``optimize()``."""
 
     def state_dict(self) -> dict[str, Any]:
+        """JSON-serializable state saved in every checkpoint."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (on resume)."""
 
 
 class JsonlLogger(Callback):

@@ -50,9 +50,7 @@ def distill_genome(genome: StudentGenome, config: SearchConfig | dict[str, Any],
     if ctx.threads:  # as in a search evaluation (config key `threads`; 0 = all cores)
         torch.set_num_threads(ctx.threads)
     arrays = load_arrays(ctx.data_dir, ctx.teacher_dir)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = build(genome)
+    model = build(genome, seed=seed)
     model.to(resolve_device(cfg.device))
     fkd = feature_kd_from_spec(ctx.extra.get("feature_kd"))
     t0 = time.perf_counter()

@@ -10,7 +10,6 @@ exception, a NaN loss, out of memory) becomes a FAILED outcome with its reason, 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import time
 import traceback
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 from evofusion.engine.context import EvalContext, load_arrays, resolve_device
@@ -31,6 +30,7 @@ from evofusion.objectives.base import ObjectiveSet
 from evofusion.objectives.edge import onnx_latency_ms
 from evofusion.objectives.metrics import count_params, flops_and_macs, measure_latency_ms, size_bytes
 from evofusion.store.integrity import DISK_ERRNOS
+from evofusion.store.weights import save_weights, state_hash  # noqa: F401 - re-exported
 
 DISK_FAILURE = "disk error: "  # reason prefix of an outcome that failed writing to a full/read-only disk
 
@@ -64,25 +64,6 @@ class EvalOutcome:
     seconds: float = 0.0
 
 
-def state_hash(state: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(state):
-        h.update(k.encode())
-        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def save_weights(model: torch.nn.Module, path: str | Path) -> str:
-    """Save a state dict as safetensors atomically; return its content hash."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
-    return state_hash(state)
-
-
 def static_metrics(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
     flops, macs = flops_and_macs(model, input_shape)
     return {"params": float(count_params(model)), "flops": float(flops), "macs": float(macs),
@@ -107,9 +88,7 @@ def evaluate(job: EvalJob) -> EvalOutcome:
         if ctx.threads:
             torch.set_num_threads(ctx.threads)
         genome = genome_from_dict(job.genome)
-        with torch.random.fork_rng():
-            torch.manual_seed(job.seed)
-            model = build(genome)
+        model = build(genome, seed=job.seed)
         student = genome.to_student()
         shape = (student.in_channels, student.input_size, student.input_size)
         values = static_metrics(model, shape)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +14,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from evofusion.config import CDKA_KEYS, SearchConfig, config_diff, validate_config
+from evofusion.config import CDKA_KEYS, SearchConfig, validate_config
 from evofusion.data import DataSplits, check_splits, check_teacher_outputs, load_dataset
-from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
-from evofusion.engine.callbacks import Callback, JsonlLogger
+from evofusion.distill.loop import evaluate_accuracy, train
+from evofusion.engine.callbacks import Callback
 from evofusion.engine.context import EvalContext, cache_root, load_arrays, prepare_arrays, resolve_device
 from evofusion.engine.evaluator import (
     DISK_FAILURE,
@@ -31,13 +29,14 @@ from evofusion.engine.evaluator import (
 )
 from evofusion.engine.executors import EXECUTORS, Executor
 from evofusion.engine.feature_kd import feature_kd_from_spec, feature_kd_spec
-from evofusion.errors import ConfigError, RunStoreError
+from evofusion.engine.run import Run
+from evofusion.errors import ConfigError
 from evofusion.genome import build, genome_from_dict
 from evofusion.genome.space import SearchSpace
 from evofusion.objectives.base import STATIC_METRICS, ObjectiveSet
-from evofusion.objectives.pareto import pareto_front
+from evofusion.objectives.selection import completed, pareto_ids, pick_winners  # noqa: F401 - re-exported
+from evofusion.seeding import derive_seed, torch_seeded
 from evofusion.store import RunStore
-from evofusion.store.integrity import is_disk_error
 from evofusion.strategies import STRATEGIES, Proposal, Result, Strategy, create_strategy
 from evofusion.teachers import Teacher, TeacherCache, default_teacher_for, train_teacher
 
@@ -48,7 +47,13 @@ TERMINATION_KEYS = ("generations", "max_evaluations", "max_seconds", "final", "e
 
 def candidate_seed(run_seed: int, cid: int) -> int:
     """Per-candidate seed from (run seed, candidate id): the same on any worker or resume."""
-    return int(np.random.SeedSequence([run_seed, cid]).generate_state(1)[0])
+    return derive_seed(run_seed, cid)
+
+
+def data_meta(splits: DataSplits) -> dict[str, Any]:
+    """What a run records of its data: name, fingerprint (checked on resume) and split sizes."""
+    return {"name": splits.name, "fingerprint": splits.fingerprint(), "train": len(splits.train),
+            "val": len(splits.val), "test": len(splits.test), "num_classes": splits.num_classes}
 
 
 def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any = print) -> Teacher | None:
@@ -169,22 +174,25 @@ def make_strategy(cfg: SearchConfig, setup: StudySetup) -> Strategy:
         raise ConfigError("strategy.params", str(e)) from None
 
 
-class Study:
-    """One search run. Create with ``Study.create`` (new run dir) or ``Study.resume`` (existing)."""
+class Study(Run):
+    """One search run. Create with ``Study.create`` (new run dir) or ``Study.resume`` (existing).
 
+    A step is one generation: ask -> evaluate (reusing rows a killed step already finished) -> store
+    -> tell; the lifecycle (checkpoints, resume, disk-error stop) is :class:`~evofusion.engine.run.Run`'s.
+    """
+
+    kind = "search"
+    budget_keys = TERMINATION_KEYS
     # the picklable per-candidate evaluation; a subclass for another genome kind (e.g. pruning) swaps it
     evaluate_fn = staticmethod(evaluate)
 
     def __init__(self, cfg: SearchConfig, store: RunStore, setup: StudySetup,
                  callbacks: Sequence[Callback] = (), executor: Executor | None = None):
-        self.cfg, self.store, self.setup = cfg, store, setup
-        self.callbacks = [JsonlLogger(store.dir / "logs.jsonl"), *callbacks]
+        self.cfg, self.setup = cfg, setup
+        self._init_run(store, callbacks)
         self.strategy: Strategy = make_strategy(cfg, setup)
         self.executor = executor or make_executor(cfg, setup.context.threads)
-        self.generation = 0
         self.next_id = 0
-        self.elapsed = 0.0
-        self.warnings: list[str] = []
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
@@ -192,51 +200,25 @@ class Study:
                teacher: Any = None, callbacks: Sequence[Callback] = (), executor: Executor | None = None,
                log: Any = print) -> Study:
         cfg = config if isinstance(config, SearchConfig) else validate_config(config)
-        if (Path(run_dir) / "run.db").exists():
-            raise RunStoreError(f"{run_dir} already holds a run; use `evofusion resume {run_dir}` "
-                                "or choose another --run-dir")
+        cls._refuse_existing(run_dir)  # before any set-up work
         setup = setup_study(cfg, splits, teacher, log)  # all validation before the run dir exists
         make_strategy(cfg, setup)
         executor = executor or make_executor(cfg, setup.context.threads)  # no GPU, no Ray cluster: fail here
-        store = RunStore(run_dir, create=True)
-        store.set_meta("config", cfg.to_dict())
-        store.set_meta("data", {"name": setup.splits.name, "fingerprint": setup.splits.fingerprint(),
-                                "train": len(setup.splits.train), "val": len(setup.splits.val),
-                                "test": len(setup.splits.test), "num_classes": setup.splits.num_classes})
-        store.set_meta("teacher", setup.teacher_info)
+        store = cls._new_store(run_dir, cfg.to_dict(), data_meta(setup.splits), setup.teacher_info)
         return cls(cfg, store, setup, callbacks, executor)
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, overrides: dict[str, Any] | None = None,
                allow_config_change: bool = False, splits: DataSplits | None = None, teacher: Any = None,
                callbacks: Sequence[Callback] = (), executor: Executor | None = None, log: Any = print) -> Study:
-        store = RunStore(run_dir, recover=True)  # a corrupt run.db is replaced by its newest valid backup
+        store = cls._reopen(run_dir)  # a corrupt run.db is replaced by its newest valid backup
         try:
-            if store.get_meta("prune") is not None:  # PruneStudy.resume handles pruning runs
-                raise RunStoreError(f"{run_dir} is a pruning run; continue it with `evofusion prune --resume {run_dir}`")
-            old = store.get_meta("config")
-            new = dict(old)
-            for k, v in (overrides or {}).items():
-                new[k] = v
-            cfg = validate_config(new)
-            diff = [d for d in config_diff(old, cfg.to_dict())
-                    if d.split(".")[0].split(":")[0] not in TERMINATION_KEYS]
-            if diff and not allow_config_change:
-                raise RunStoreError("the config differs from the run's; pass --allow-config-change to resume "
-                                    "anyway:\n  " + "\n  ".join(diff))
+            cfg, change = cls._resume_config(store, overrides, allow_config_change, validate_config)
             setup = setup_study(cfg, splits, teacher, log)
-            data = store.get_meta("data")
-            if data["fingerprint"] != setup.splits.fingerprint():
-                raise RunStoreError(f"the data differ from the run's (fingerprint {setup.splits.fingerprint()} "
-                                    f"vs {data['fingerprint']}); resume with the same data set")
-            store.set_meta("config", cfg.to_dict())
+            cls._check_data(store, setup.splits.fingerprint())
             study = cls(cfg, store, setup, callbacks, executor)
-            state, warnings = consistent_checkpoint(store)
-            study.warnings = warnings
-            for w in warnings:
-                log(w)
-            if state is not None:
-                study._load_state(state)
+            study._restore(log)
+            study._commit_config(change)  # only once the saved state loaded under the new config
             return study
         except BaseException:
             store.close()
@@ -244,22 +226,17 @@ class Study:
 
     # --- state ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
-        return {"next_id": self.next_id, "elapsed": self.elapsed, "strategy": self.strategy.state_dict(),
-                "callbacks": [{"class": type(c).__name__, "state": c.state_dict()} for c in self.callbacks]}
+        return {"strategy": self.strategy.state_dict()}
 
-    def _load_state(self, state: dict[str, Any]) -> None:
-        self.generation = state["generation"]
-        self.next_id = state["next_id"]
-        self.elapsed = state["elapsed"]
+    def _load_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         self.strategy.load_state_dict(state["strategy"])
-        # match saved callback states by class (the list may differ, e.g. --quiet drops the progress bar)
-        saved: dict[str, list[dict[str, Any]]] = {}
-        for entry in state.get("callbacks", []):
-            saved.setdefault(entry["class"], []).append(entry["state"])
-        for c in self.callbacks:
-            pending = saved.get(type(c).__name__)
-            if pending:
-                c.load_state_dict(pending.pop(0))
+
+    def progress(self) -> tuple[int, int | None, str]:
+        c = self.cfg
+        total = c.generations * c.strategy.population
+        if c.max_evaluations is not None:
+            total = min(total, c.max_evaluations)
+        return self.next_id, total, "candidate"
 
     # --- the loop ------------------------------------------------------------------------------
     def done(self) -> bool:
@@ -267,32 +244,6 @@ class Study:
         return (self.generation >= c.generations
                 or (c.max_evaluations is not None and self.next_id >= c.max_evaluations)
                 or (c.max_seconds is not None and self.elapsed >= c.max_seconds))
-
-    def optimize(self) -> Study:
-        for cb in self.callbacks:
-            cb.on_study_start(self)
-        while not self.done():
-            self.step()
-        for cb in self.callbacks:
-            cb.on_study_end(self)
-        return self
-
-    def step(self) -> list[EvalOutcome]:
-        """Run one generation: ask, evaluate (reusing results stored before a crash), tell, checkpoint.
-        A full, read-only or failing disk stops the run with RunStoreError; the last checkpoint stays."""
-        try:
-            return self._step()
-        except (OSError, sqlite3.OperationalError) as e:
-            if is_disk_error(e):
-                raise self._disk_error(f"{type(e).__name__}: {e}") from e
-            raise
-
-    def _disk_error(self, what: str) -> RunStoreError:
-        state, _ = self.store.latest_checkpoint()
-        last = f"checkpoint of generation {state['generation']}" if state else "no checkpoint yet"
-        return RunStoreError(f"cannot write to the run directory {self.store.dir} ({what}); the run stopped. "
-                             f"Its last {last} is intact: free disk space (or make it writable) and run "
-                             f"`evofusion resume {self.store.dir}`")
 
     def _priority(self, genome: Any, elites: set[str]) -> float:
         """Lower runs first: re-evaluations of already evaluated genomes, then by FLOPs (cheap first)."""
@@ -309,7 +260,7 @@ class Study:
         return (0.0 if genome.hash in elites else 1e18) + cache[genome.hash]
 
     def _step(self) -> list[EvalOutcome]:
-        t0 = time.perf_counter()
+        """One generation; a disk error while storing raises (the base stops the run cleanly)."""
         n = self.cfg.strategy.population
         if self.cfg.max_evaluations is not None:
             n = min(n, self.cfg.max_evaluations - self.next_id)
@@ -346,20 +297,14 @@ class Study:
         self.strategy.tell([Result(o.candidate_id, p.genome, o.status, o.values, tuple(p.parents), o.reason)
                             for o, p in zip(ordered, proposals, strict=True)])
         self.next_id += len(proposals)
-        self.elapsed += time.perf_counter() - t0
-        state = {**self._state(), "db_digest": self.store.rows_digest(self.next_id)}
-        self.store.write_checkpoint(self.generation + 1, state)
-        self.store.backup(self.generation + 1)
-        self.generation += 1
-        for cb in self.callbacks:
-            cb.on_generation_end(self, self.generation - 1, ordered)
         return ordered
 
     def _parent_weights(self, p: Proposal) -> str | None:
         if not self.cfg.inherit_weights or not p.parents:
             return None
         row = self.store.candidate(p.parents[0])
-        return row["weights_file"] if row and row["weights_file"] and Path(row["weights_file"]).exists() else None
+        path = self.store.resolve(row["weights_file"]) if row else None
+        return str(path) if path is not None and path.exists() else None
 
     # --- results -------------------------------------------------------------------------------
     def pareto_ids(self) -> list[int]:
@@ -372,10 +317,8 @@ class Study:
             ids = pick_winners(self.store, self.setup.objectives, self.cfg.final.top_k)
         arrays = load_arrays(self.setup.context.data_dir, self.setup.context.teacher_dir)
         f, d = self.cfg.final, self.cfg.distill
-        tcfg = TrainConfig(epochs=f.epochs, data_fraction=f.data_fraction, batch_size=d.batch_size,
-                           optimizer=d.optimizer, lr=f.lr or d.lr, weight_decay=d.weight_decay,
-                           schedule=d.schedule, alpha=d.alpha, temperature=d.temperature, patience=f.patience,
-                           augment=f.augment)
+        tcfg = d.train_config(epochs=f.epochs, data_fraction=f.data_fraction, lr=f.lr or d.lr, patience=f.patience,
+                              augment=f.augment)
         done = {r["candidate_id"] for r in self.store.finals()}
         out = []
         for cid in ids:
@@ -384,11 +327,11 @@ class Study:
             row = self.store.candidate(cid)
             genome = genome_from_dict(row["genome"])
             seed = candidate_seed(self.cfg.seed, 10_000_000 + cid)
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
+            with torch_seeded(seed):
                 model = build(genome)
-            if row["weights_file"] and Path(row["weights_file"]).exists():
-                model.load_state_dict(load_file(row["weights_file"]))
+            weights = self.store.resolve(row["weights_file"])
+            if weights is not None and weights.exists():
+                model.load_state_dict(load_file(weights))
             model.to(resolve_device(self.cfg.device))
             t0 = time.perf_counter()
             rep = train(model, arrays["train_x"], arrays["train_y"], tcfg, teacher_logits=arrays.get("train_t"),
@@ -398,11 +341,11 @@ class Study:
             val_acc = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
             test_acc = evaluate_accuracy(model, arrays["test_x"], arrays["test_y"])
             path = self.store.weights_path(cid, final=True)
-            whash = save_weights(model.cpu(), path)
             values = dict(row["objective_values"], accuracy=val_acc)
             secs = time.perf_counter() - t0
-            self.store.add_final(cid, val_acc, test_acc, values, str(path), whash, secs,
-                                 {"steps": rep.steps, "epochs": rep.epochs, "stopped_early": rep.stopped_early})
+            self.guard_disk(lambda: self.store.add_final(  # noqa: B023 - called at once
+                cid, val_acc, test_acc, values, path, save_weights(model.cpu(), path), secs,  # noqa: B023
+                {"steps": rep.steps, "epochs": rep.epochs, "stopped_early": rep.stopped_early}))  # noqa: B023
             log(f"final fine-tune of candidate {cid}: val {val_acc:.4f} test {test_acc:.4f} "
                 f"({int(values['params'])} params, {secs:.1f} s)")
             out.append({"candidate_id": cid, "val_accuracy": val_acc, "test_accuracy": test_acc})
@@ -423,55 +366,3 @@ def make_executor(cfg: SearchConfig, threads: int) -> Executor:
                             device=cfg.device, gpus=cfg.resources.gpus, gpu_memory_mb=cfg.resources.gpu_memory_mb,
                             cpus=cfg.resources.cpus, timeout=cfg.timeout, retries=cfg.retries,
                             recycle_after=cfg.recycle_after, address=cfg.address)
-
-
-def consistent_checkpoint(store: RunStore) -> tuple[dict[str, Any] | None, list[str]]:
-    """The newest valid checkpoint whose candidate rows the database reproduces (its ``db_digest``);
-    a database that does not is replaced by its newest valid backup and the matching checkpoint used."""
-    warnings = list(store.recovered)
-    state, w = store.latest_checkpoint(store.restored_generation)
-    warnings += w
-    while state is not None and "db_digest" in state \
-            and store.rows_digest(state["next_id"]) != state["db_digest"]:
-        reason = (f"its candidate rows differ from the digest in checkpoint gen_{state['generation']:05d}.json "
-                  "(a damaged row)")
-        before = len(store.recovered)
-        gen = store.restore_backup(reason)
-        warnings += store.recovered[before:]
-        state, w = store.latest_checkpoint(gen)
-        warnings += w
-    return state, warnings
-
-
-def completed(store: RunStore, objectives: ObjectiveSet) -> list[dict[str, Any]]:
-    rows = []
-    for r in store.candidates("COMPLETE"):
-        v = r["objective_values"]
-        if all(isinstance(v.get(n), int | float) and math.isfinite(v[n]) for n in objectives.names):
-            rows.append(r)
-    return rows
-
-
-def pareto_ids(store: RunStore, objectives: ObjectiveSet) -> list[int]:
-    """Ids of the non-dominated COMPLETE candidates (duplicates of a genome counted once)."""
-    rows, seen = [], set()
-    for r in completed(store, objectives):
-        if r["genome_hash"] not in seen:
-            seen.add(r["genome_hash"])
-            rows.append(r)
-    if not rows:
-        return []
-    F = objectives.F([r["objective_values"] for r in rows])
-    return sorted(rows[i]["id"] for i in pareto_front(F))
-
-
-def pick_winners(store: RunStore, objectives: ObjectiveSet, k: int) -> list[int]:
-    """Up to k Pareto candidates: the most accurate first, then spread evenly along the front."""
-    ids = pareto_ids(store, objectives)
-    if k <= 0 or not ids:
-        return []
-    rows = sorted((store.candidate(i) for i in ids), key=lambda r: -r["objective_values"]["accuracy"])
-    if len(rows) <= k:
-        return [r["id"] for r in rows]
-    picks = [rows[round(j * (len(rows) - 1) / max(1, k - 1))]["id"] for j in range(k)]
-    return list(dict.fromkeys(picks))

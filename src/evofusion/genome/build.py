@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
 from evofusion.genome.spec import StudentGenome, spatial_sizes
 from evofusion.layers.blocks import ConvStage, make_activation
+from evofusion.registry import Registry
+from evofusion.seeding import torch_seeded
+
+# builders of genome kinds that do not describe a student (``genome.kind``), e.g. ``prune``, whose
+# builder needs the teacher zoo and Torch-Pruning above this package: registered, never imported here
+GENOME_BUILDERS: Registry[Callable[[Any], nn.Module]] = Registry("genome_builders")
 
 
 class Student(nn.Module):
@@ -39,14 +48,16 @@ class Student(nn.Module):
         return self.head(self.stages(x))
 
 
-def build(genome: StudentGenome) -> Student:
-    """Build the student a genome describes (any genome with ``to_student()``, e.g. a chromosome).
-
-    A pruning genome (``kind == "prune"``) builds its teacher's architecture with the genome's
-    channels physically removed (fixed-seed weights; load a state dict to restore trained ones).
+def build(genome: Any, seed: int | None = None) -> Student:
+    """Build the module a genome describes (any genome with ``to_student()``, e.g. a chromosome; other
+    kinds through ``GENOME_BUILDERS``, e.g. a pruning genome: its teacher's architecture with the
+    genome's channels physically removed). With ``seed``, the initial weights come from that seed and
+    the caller's torch generator is left untouched.
     """
-    if getattr(genome, "kind", None) == "prune":
-        from evofusion.prune.model import build_pruned  # prune sits above genome (torch-pruning, zoo)
-
-        return build_pruned(genome)  # type: ignore[arg-type,return-value]
+    if seed is not None:
+        with torch_seeded(seed):
+            return build(genome)
+    kind = getattr(genome, "kind", "student")
+    if kind not in ("student", "chromosome"):
+        return GENOME_BUILDERS.get(kind)(genome)  # type: ignore[return-value]
     return Student(genome.to_student())

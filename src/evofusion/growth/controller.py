@@ -50,8 +50,20 @@ class GrowthContext(Protocol):
 
 
 class Controller(ABC):
-    """Base of the controllers; ``operators`` fixes the action space (names of morph operators) and
-    ``max_stages`` the stage axis of a policy."""
+    """Base of the meta-controllers (MCAE) that pick which morph a live student undergoes.
+
+    ``operators`` fixes the action space (names of morph operators) and ``max_stages`` the stage axis
+    of a policy. Contract:
+
+    * ``choose(edits, ctx, rng)`` returns one of ``edits`` (every applicable morph that keeps the
+      student within budget) or None to skip this event. It may score edits through ``ctx.score``
+      (short-horizon training of copies), but never modifies ``ctx``'s live model; every random draw
+      comes from ``rng``.
+    * ``observe(reward)`` is called once after each applied choice, before the next ``choose``, with
+      the change of the scalarized fitness since that choice (learning controllers update here).
+    * ``state_dict()`` is JSON-serializable and ``load_state_dict`` restores the controller exactly
+      (policy, baseline, counters); a state of another controller raises ConfigError.
+    """
 
     name = ""
 

@@ -18,19 +18,20 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from safetensors.torch import load_file, save
+from pydantic import Field
 
-from evofusion.config import DataConfig, TeacherConfig, config_error
-from evofusion.distill.loop import TrainConfig
-from evofusion.errors import ConfigError, RunStoreError
+from evofusion.config import DataConfig, RecipeConfig, Strict, TeacherConfig, check_data_name, validate_model
+from evofusion.distill.loop import make_optimizer
+from evofusion.engine.callbacks import Callback
+from evofusion.engine.run import Run
+from evofusion.errors import ConfigError
 from evofusion.genome.build import build
 from evofusion.genome.space import SearchSpace
 from evofusion.genome.spec import StageGene, StudentGenome
@@ -39,14 +40,12 @@ from evofusion.growth.trainer import MOMENTS, GrowthTrainer
 from evofusion.objectives.base import ObjectiveSet
 from evofusion.operators import create_operator
 from evofusion.operators.morph import MorphOperator, morph, morph_operator_names, params_of
-from evofusion.store import RunStore, atomic_write_bytes
+from evofusion.seeding import torch_seeded
+from evofusion.store import RunStore
+from evofusion.store.weights import cpu_state, save_weights
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GrowthSpaceConfig(_Strict):
+class GrowthSpaceConfig(Strict):
     """Bounds the morphs respect (a ``SearchSpace``; task shape comes from the data)."""
 
     max_stages: int = Field(4, ge=1, le=12)
@@ -58,24 +57,13 @@ class GrowthSpaceConfig(_Strict):
     allow_skip: bool = True
 
 
-class GrowthTrainConfig(_Strict):
-    """KD recipe of the live student (see ``distill.TrainConfig``)."""
+class GrowthTrainConfig(RecipeConfig):
+    """KD recipe of the live student: the shared recipe, cosine schedule by default."""
 
-    batch_size: int = Field(128, ge=1, le=65536)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(3e-3, gt=0, le=10)
-    weight_decay: float = Field(5e-4, ge=0, le=1)
     schedule: Literal["onecycle", "cosine", "constant"] = "cosine"
-    alpha: float = Field(0.5, ge=0, le=1)  # weight of hard-label CE
-    temperature: float = Field(4.0, gt=0, le=100)
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
-                           weight_decay=self.weight_decay, schedule=self.schedule, alpha=self.alpha,
-                           temperature=self.temperature)
 
 
-class GrowthSettings(_Strict):
+class GrowthSettings(Strict):
     steps: int = Field(3000, ge=1)  # training steps of the live student (the budget)
     grow_every: int = Field(250, ge=1)  # steps between evaluations / growth events
     max_params: int = Field(100_000, ge=1)  # morphs whose child exceeds this are not offered
@@ -90,7 +78,7 @@ class GrowthSettings(_Strict):
     rewarm_steps: int = Field(0, ge=0)  # learning-rate ramp (from 10%) after each morph; 0 = off
 
 
-class ControllerConfig(_Strict):
+class ControllerConfig(Strict):
     name: str = "evolutionary"  # evolutionary | rl | random
     params: dict[str, Any] = {}  # e.g. {"k": 4} (evolutionary), {"lr": 0.5} (rl)
 
@@ -101,7 +89,7 @@ def default_start(in_channels: int, input_size: int, num_classes: int) -> dict[s
                          num_classes=num_classes).to_dict()
 
 
-class GrowConfig(_Strict):
+class GrowConfig(Strict):
     seed: int = Field(0, ge=0)
     data: DataConfig = DataConfig(name="fashion-mnist")
     teacher: TeacherConfig = TeacherConfig()
@@ -112,22 +100,16 @@ class GrowConfig(_Strict):
     controller: ControllerConfig = ControllerConfig()
     objective_weights: dict[str, float] = {}  # MOFE weights of accuracy / params (defaults 1.0 / 0.02)
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
 
 def validate_grow_config(data: dict[str, Any] | GrowConfig) -> GrowConfig:
     """Validate a grow config; ConfigError names the first bad field."""
-    if isinstance(data, GrowConfig):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError("config", "must be a mapping of keys to values")
-    try:
-        cfg = GrowConfig.model_validate(data)
-    except ValidationError as e:
-        raise config_error(e) from None
-    from evofusion.data import dataset_names
+    cfg = validate_model(GrowConfig, data)
     from evofusion.growth.controller import CONTROLLERS
 
-    if cfg.data.name not in dataset_names():
-        raise ConfigError("data.name", f"unknown data set {cfg.data.name!r}; valid: {', '.join(dataset_names())}")
+    check_data_name(cfg.data.name)
     if cfg.controller.name not in CONTROLLERS.names():
         raise ConfigError("controller.name", f"unknown controller {cfg.controller.name!r}; valid: "
                           f"{', '.join(CONTROLLERS.names())}")
@@ -151,15 +133,23 @@ def _gen_from_str(g: torch.Generator, text: str) -> None:
     g.set_state(torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8).clone())
 
 
-class GrowthRun:
+class GrowthRun(Run):
     """One online-growth run. ``GrowthRun.create(cfg, run_dir)`` or ``GrowthRun.resume(run_dir)``,
-    then ``run()``; ``close()`` releases the run directory."""
+    then ``run()``; ``close()`` releases the run directory. A checkpoint (a generation of the
+    :class:`~evofusion.engine.run.Run` lifecycle) ends every growth interval."""
+
+    kind = "grow"
+    budget_keys = ("growth.steps",)
+    keep_checkpoints = 3
 
     def __init__(self, cfg: GrowConfig, store: RunStore | None, log: Callable[[str], Any] = print,
-                 splits: Any = None, teacher_logits: torch.Tensor | None = None):
+                 splits: Any = None, teacher_logits: torch.Tensor | None = None,
+                 callbacks: Sequence[Callback] = ()):
         from evofusion.data import load_dataset
 
-        self.cfg, self.log, self._store = cfg, log, store
+        self.cfg, self.log = cfg, log
+        if store is not None:
+            self._init_run(store, callbacks)
         d = cfg.data
         self.splits = splits if splits is not None else load_dataset(
             d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, seed=d.seed, limit=d.limit)
@@ -204,8 +194,7 @@ class GrowthRun:
         n_cal = min(cfg.growth.calib_size, len(self.x))
         self.calib = self.x[torch.as_tensor(np.sort(calib_rng.choice(len(self.x), n_cal, replace=False)))]
         gen = torch.Generator().manual_seed(int(seeds[3].generate_state(1)[0]))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seeds[3].generate_state(2)[1]))
+        with torch_seeded(int(seeds[3].generate_state(2)[1])):
             model = build(self.start)
         self.trainer = GrowthTrainer(model, self.x, self.y, self.teacher_logits, cfg.train.train_config(),
                                      cfg.growth.steps, gen)
@@ -222,25 +211,20 @@ class GrowthRun:
     # --- construction ------------------------------------------------------------------------------
     @classmethod
     def create(cls, cfg: dict[str, Any] | GrowConfig, run_dir: str | Path, log: Callable[[str], Any] = print,
-               splits: Any = None, teacher_logits: torch.Tensor | None = None) -> GrowthRun:
+               splits: Any = None, teacher_logits: torch.Tensor | None = None,
+               callbacks: Sequence[Callback] = ()) -> GrowthRun:
         """Validate, load data and teacher, then create ``run_dir`` (nothing is created on bad input)."""
         gcfg = validate_grow_config(cfg)
-        run_dir = Path(run_dir)
-        if (run_dir / "run.db").exists():
-            raise RunStoreError(f"{run_dir} already holds a run; use `evofusion grow --resume --run-dir {run_dir}` "
-                                "or choose another --run-dir")
+        cls._refuse_existing(run_dir)  # before any set-up work
         run = cls(gcfg, None, log, splits, teacher_logits)
-        store = RunStore(run_dir, create=True)
+        config = {"objectives": {"names": ["accuracy", "params"], "constraints": [],
+                                 "weights": dict(gcfg.objective_weights)}, "grow": gcfg.to_dict()}
+        data = {"name": run.splits.name, "fingerprint": run.splits.fingerprint(),
+                "num_classes": run.splits.num_classes}
+        store = cls._new_store(run_dir, config, data, run._teacher_info)
         try:
-            run._store = store
+            run._init_run(store, callbacks)
             store.ensure_growth_tables()
-            store.set_meta("config", {"objectives": {"names": ["accuracy", "params"], "constraints": [],
-                                                     "weights": dict(gcfg.objective_weights)},
-                                      "grow": gcfg.model_dump()})
-            store.set_meta("kind", "grow")
-            store.set_meta("data", {"name": run.splits.name, "fingerprint": run.splits.fingerprint(),
-                                    "num_classes": run.splits.num_classes})
-            store.set_meta("teacher", run._teacher_info)
             run._new_candidate(run.start, [], None, {})
             return run
         except BaseException:
@@ -249,38 +233,25 @@ class GrowthRun:
 
     @classmethod
     def resume(cls, run_dir: str | Path, log: Callable[[str], Any] = print, splits: Any = None,
-               teacher_logits: torch.Tensor | None = None) -> GrowthRun:
-        """Reopen a grow run and continue from its newest readable checkpoint."""
-        store = RunStore(run_dir)
+               teacher_logits: torch.Tensor | None = None, *, overrides: dict[str, Any] | None = None,
+               allow_config_change: bool = False, callbacks: Sequence[Callback] = (), **_: Any) -> GrowthRun:
+        """Reopen a grow run and continue from its newest consistent checkpoint."""
+        store = cls._reopen(run_dir)
         try:
-            if store.get_meta("kind") != "grow":
-                raise RunStoreError(f"{run_dir} is not a grow run; resume it with its own command")
-            cfg = validate_grow_config(store.get_meta("config")["grow"])
-            run = cls(cfg, store, log, splits, teacher_logits)
-            if run.splits.fingerprint() != store.get_meta("data")["fingerprint"]:
-                raise RunStoreError("the data differ from the run's; resume with the same data set")
-            state, warnings = store.latest_checkpoint()
-            for w in warnings:
-                log(w)
-            if state is not None:
-                run._load(state)
+            cfg, change = cls._resume_config(store, overrides, allow_config_change, validate_grow_config,
+                                             section="grow")
+            run = cls(cfg, store, log, splits, teacher_logits, callbacks)
+            cls._check_data(store, run.splits.fingerprint())
+            store.ensure_growth_tables()  # a kill right after creation leaves the run without them
+            state = run._restore(log)
             store.truncate_growth(run.trainer.step if state else -1, run.candidate_id if state else 0)
             if state is None:  # interrupted before the first checkpoint: start over
                 run._new_candidate(run.start, [], None, {})
+            run._commit_config(change)
             return run
         except BaseException:
             store.close()
             raise
-
-    @property
-    def store(self) -> RunStore:
-        if self._store is None:
-            raise RunStoreError("this growth run has no run directory yet")
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
 
     def _teacher_logits(self) -> torch.Tensor | None:
         from evofusion.data import check_teacher_outputs
@@ -338,8 +309,23 @@ class GrowthRun:
             out.append(self.fitness(self.trainer.accuracy(trained, *self.val), e.params))
         return out
 
+    def done(self) -> bool:
+        return self.trainer.step >= self.cfg.growth.steps or bool(self.stopped)
+
+    def progress(self) -> tuple[int, int | None, str]:
+        return self.trainer.step, self.cfg.growth.steps, "step"
+
     def run(self, until_step: int | None = None) -> dict[str, Any]:
-        """Train and grow until the step budget (or ``until_step``, for tests of resume) or a plateau."""
+        """Train and grow until the step budget (or ``until_step``, for tests of resume) or a plateau.
+        A full or read-only disk stops the run with RunStoreError; the last checkpoint stays intact."""
+        for cb in self.callbacks:
+            cb.on_study_start(self)
+        out = self.guard_disk(lambda: self._run(until_step))
+        for cb in self.callbacks:
+            cb.on_study_end(self)
+        return out
+
+    def _run(self, until_step: int | None) -> dict[str, Any]:
         g = self.cfg.growth
         end = g.steps if until_step is None else min(until_step, g.steps)
         t0 = time.perf_counter()
@@ -394,6 +380,7 @@ class GrowthRun:
         before = self.genome
         self.store.finish_candidate(self.candidate_id, "COMPLETE", {"accuracy": acc, "params": params},
                                     train={"until_step": self.trainer.step})
+        self._candidate_end(self.candidate_id, {"accuracy": acc, "params": params})
         self.trainer.swap(res)
         self.events += 1
         self._new_candidate(res.genome, [self.candidate_id], choice.operator, res.info)
@@ -403,6 +390,12 @@ class GrowthRun:
                                     res.damage, self.candidate_id, time.perf_counter() - t0)
         self.log(f"  grew by {choice.operator} {res.info}: {params} -> {self.params()} params, "
                  f"val acc {acc:.4f} -> {acc_after:.4f}")
+
+    def _candidate_end(self, cid: int, values: dict[str, Any]) -> None:
+        from evofusion.engine.evaluator import EvalOutcome
+
+        for cb in self.callbacks:
+            cb.on_candidate_end(self, EvalOutcome(cid, "COMPLETE", dict(values), seconds=self.seconds))
 
     def _new_candidate(self, genome: StudentGenome, parents: list[int], operator: str | None,
                        info: dict[str, Any]) -> None:
@@ -416,14 +409,15 @@ class GrowthRun:
         val_acc = evaluate_accuracy(self.model, *self.splits.val.tensors())
         test_acc = evaluate_accuracy(self.model, *self.test)
         params = self.params()
-        sd = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         path = self.store.weights_path(self.candidate_id, final=True)
-        atomic_write_bytes(path, save(sd))
+        whash = save_weights(cpu_state(self.model), path)
         (path.parent / f"{self.candidate_id}.json").write_text(self.genome.to_json())
         self.store.finish_candidate(self.candidate_id, "COMPLETE", {"accuracy": val_acc, "params": params},
-                                    train={"until_step": self.trainer.step}, seconds=self.seconds)
+                                    weights_hash=whash, weights_file=path, train={"until_step": self.trainer.step},
+                                    seconds=self.seconds)
+        self._candidate_end(self.candidate_id, {"accuracy": val_acc, "params": params})
         self.store.add_final(self.candidate_id, val_acc, test_acc, {"accuracy": val_acc, "params": params},
-                             str(path), "", self.seconds, {"steps": self.trainer.step})
+                             path, whash, self.seconds, {"steps": self.trainer.step})
         self.store.set_meta("growth_summary", {**self.summary(), "val_accuracy": val_acc, "test_accuracy": test_acc})
         return {**self.summary(), "val_accuracy": val_acc, "test_accuracy": test_acc}
 
@@ -433,47 +427,51 @@ class GrowthRun:
                 "eval_flops": self.trainer.eval_flops, "seconds": self.seconds, "stopped": self.stopped,
                 "candidate_id": self.candidate_id}
 
-    # --- checkpoints ---------------------------------------------------------------------------------
+    # --- checkpoints (the Run lifecycle writes and verifies them) -------------------------------
     def _checkpoint(self) -> None:
-        tr = self.trainer
+        """End of a growth interval: one checkpoint (generation = interval count)."""
         self.checkpoints += 1
-        k = self.checkpoints
-        base = self.store.dir / "checkpoints"
-        tensors = {f"model/{n}": v.detach().cpu().contiguous() for n, v in self.model.state_dict().items()}
-        steps: dict[str, float] = {}
+        self.generation = self.checkpoints
+        self.next_id = self.candidate_id  # the live candidate's row still changes; those below are final
+        self.elapsed = self.seconds
+        self.checkpoint()
+        for cb in self.callbacks:
+            cb.on_generation_end(self, self.generation - 1, [])
+
+    def _tensors(self) -> dict[str, Any]:
+        tr = self.trainer
+        tensors = {f"model/{n}": v for n, v in cpu_state(self.model).items()}
         for n, p in self.model.named_parameters():
             st = tr.opt.state.get(p, {})
             for key in MOMENTS:
                 if key in st:
                     tensors[f"optim/{n}/{key}"] = st[key].detach().cpu().contiguous()
-            if "step" in st:
-                steps[n] = float(st["step"])
         tensors["stream/order"] = tr.stream.order.contiguous()
-        atomic_write_bytes(base / f"grow_{k:05d}.safetensors", save(tensors))
+        return tensors
+
+    def _state(self) -> dict[str, Any]:
+        tr = self.trainer
+        steps = {n: float(tr.opt.state[p]["step"]) for n, p in self.model.named_parameters()
+                 if "step" in tr.opt.state.get(p, {})}
         state = {
-            "strategy": self.controller.state_dict(), "tensors": f"grow_{k:05d}.safetensors",
+            "strategy": self.controller.state_dict(),
             "genome": self.genome.to_dict(), "step": tr.step, "stream_pos": tr.stream.pos,
             "train_flops": tr.train_flops, "eval_flops": tr.eval_flops, "optim_steps": steps,
             "candidate_id": self.candidate_id, "events": self.events, "best_acc": self.best_acc,
             "bad_evals": self.bad_evals, "last_fitness": self.last_fitness, "seconds": self.seconds,
-            "stopped": self.stopped, "checkpoints": k,
+            "stopped": self.stopped, "checkpoints": self.checkpoints,
             "rng_ctrl": self.rng_ctrl.bit_generator.state, "rng_morph": self.rng_morph.bit_generator.state,
             "generator": _gen_to_str(tr.generator), "last_swap": tr.last_swap,
         }
-        self.store.write_checkpoint(k, json.loads(json.dumps(state)))
-        for old in (base / f"gen_{k - 3:05d}.json", base / f"grow_{k - 3:05d}.safetensors"):
-            old.unlink(missing_ok=True)  # keep the newest three checkpoints
+        return json.loads(json.dumps(state))
 
-    def _load(self, state: dict[str, Any]) -> None:
+    def _load_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         tr = self.trainer
-        tensors = load_file(str(self.store.dir / "checkpoints" / state["tensors"]))
         genome = StudentGenome.from_dict(state["genome"])
         model = build(genome)
         model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
         tr.model = model
-        from evofusion.distill.loop import _optimizer
-
-        tr.opt = _optimizer(model, tr.cfg)
+        tr.opt = make_optimizer(model, tr.cfg)
         for n, p in model.named_parameters():
             st: dict[str, Any] = {}
             for key in MOMENTS:

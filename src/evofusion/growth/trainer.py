@@ -2,7 +2,7 @@
 
 ``distill.loop.train`` owns one model and one optimizer for a whole call (and restores its best
 weights at the end, which makes no sense across architectures), so online growth drives the same
-pieces step by step instead: ``kd_loss``, ``_optimizer``, ``_augment`` and ``evaluate_accuracy``
+pieces step by step instead: ``kd_loss``, ``make_optimizer``, ``augment`` and ``evaluate_accuracy``
 from the one training loop, plus the two things growth adds: swapping in a morphed model with the
 optimizer state carried through the morph's plan, and counting training FLOPs.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from evofusion.distill.loop import TrainConfig, _augment, _optimizer, evaluate_accuracy
+from evofusion.distill.loop import TrainConfig, augment, evaluate_accuracy, make_optimizer
 from evofusion.distill.losses import kd_loss
 from evofusion.errors import CandidateFailed
 from evofusion.objectives.metrics import flops_and_macs
@@ -28,7 +28,7 @@ def carry_optimizer(plan: Plan, parent: nn.Module, parent_opt: torch.optim.Optim
                     cfg: TrainConfig) -> torch.optim.Optimizer:
     """A fresh optimizer for ``child`` whose per-parameter state (AdamW moments, SGD momentum, step)
     is the parent's mapped through ``plan``; parameters the plan initializes anew get fresh state."""
-    opt = _optimizer(child, cfg)
+    opt = make_optimizer(child, cfg)
     by_name = {n: parent_opt.state.get(p, {}) for n, p in parent.named_parameters()}
     child_params = dict(child.named_parameters())
     templates = {n: p.detach() for n, p in child_params.items()}
@@ -84,7 +84,7 @@ class GrowthTrainer:
                  cfg: TrainConfig, total_steps: int, generator: torch.Generator):
         self.model, self.x, self.y, self.t = model, x, y, teacher_logits
         self.cfg, self.total_steps, self.generator = cfg, total_steps, generator
-        self.opt = _optimizer(model, cfg)
+        self.opt = make_optimizer(model, cfg)
         self.stream = BatchStream(len(x), cfg.batch_size, generator)
         self.step = 0
         self.rewarm_steps = 0  # [0, inf) steps of learning-rate re-warm-up after each swap; 0 = off
@@ -117,7 +117,7 @@ class GrowthTrainer:
         model.train()
         for group in opt.param_groups:
             group["lr"] = self.lr_at(step)
-        xb = _augment(self.x[idx], self.cfg.augment, self.generator)
+        xb = augment(self.x[idx], self.cfg.augment, self.generator)
         out = model(xb)
         loss = kd_loss(out, self.y[idx], None if self.t is None else self.t[idx],
                        alpha=self.cfg.alpha, temperature=self.cfg.temperature)

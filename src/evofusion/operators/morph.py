@@ -275,9 +275,7 @@ class MorphOperator(StudentMutation):
                   noise: float, calib: torch.Tensor | None) -> tuple[nn.Module, Plan, Info]:
         plan, extra = self.plan(parent_model, child, info, rng, calib)
         seed = int(rng.integers(0, 2**63 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # fresh init of tensors the plan leaves out, from rng only
-            model = build(child)
+        model = build(child, seed=seed)  # fresh init of tensors the plan leaves out, from rng only
         gen = torch.Generator().manual_seed(seed)
         sd = apply_plan(plan, {k: v.detach().cpu() for k, v in parent_model.state_dict().items()},
                         model.state_dict(), noise=noise, generator=gen)

@@ -14,6 +14,7 @@ from torch import nn
 from evofusion.errors import GenomeError
 from evofusion.genome.prune import PruneGenome
 from evofusion.prune.graph import GroupInfo, apply_masks, prunable_groups
+from evofusion.seeding import torch_seeded
 from evofusion.teachers.zoo import build_teacher
 
 
@@ -23,8 +24,7 @@ def input_shape(genome: PruneGenome) -> tuple[int, int, int]:
 
 def teacher_arch(genome: PruneGenome) -> nn.Module:
     """The unpruned architecture (weights from a fixed seed; the global RNG is left untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with torch_seeded(0):
         return build_teacher(genome.arch, in_channels=genome.in_channels, num_classes=genome.num_classes,
                              input_size=genome.input_size, width=genome.width)
 

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from evofusion.config import SearchConfig, config_diff, validate_config
+from evofusion.config import SearchConfig, validate_config
 from evofusion.data import DataSplits, check_splits, check_teacher_outputs, load_dataset
 from evofusion.distill.loop import TrainConfig
 from evofusion.engine.callbacks import Callback
 from evofusion.engine.context import EvalContext, cache_root, load_arrays, prepare_arrays
 from evofusion.engine.executors import Executor
-from evofusion.engine.study import TERMINATION_KEYS, Study, StudySetup, completed, consistent_checkpoint
+from evofusion.engine.study import Study, StudySetup, completed, data_meta
 from evofusion.errors import ConfigError, RunStoreError, TeacherError
 from evofusion.genome.prune import PruneGenome
 from evofusion.genome.prune_space import PruneSpace
@@ -178,6 +178,7 @@ class PruneStudy(Study):
     """A pruning search run. ``PruneStudy.create(search_cfg, prune_cfg, run_dir)`` or ``.resume(run_dir)``;
     ``optimize()`` runs the search, ``finish()`` fine-tunes the winning ticket and measures it."""
 
+    kind = "prune"
     evaluate_fn = staticmethod(evaluate_prune)
 
     def __init__(self, cfg: SearchConfig, pcfg: PruneConfig, store: RunStore, setup: StudySetup,
@@ -193,17 +194,10 @@ class PruneStudy(Study):
         if prune is None:
             raise ConfigError("prune", "a pruning run needs prune settings (at least prune.teacher)")
         pcfg = prune if isinstance(prune, PruneConfig) else validate_prune_config(prune)
-        if (Path(run_dir) / "run.db").exists():
-            raise RunStoreError(f"{run_dir} already holds a run; use `evofusion prune --resume {run_dir}` "
-                                "or choose another --run-dir")
+        cls._refuse_existing(run_dir)  # before any set-up work
         setup = setup_prune(cfg, pcfg, splits, log)
-        store = RunStore(run_dir, create=True)
-        store.set_meta("config", cfg.to_dict())
-        store.set_meta("prune", pcfg.to_dict())
-        store.set_meta("data", {"name": setup.splits.name, "fingerprint": setup.splits.fingerprint(),
-                                "train": len(setup.splits.train), "val": len(setup.splits.val),
-                                "test": len(setup.splits.test), "num_classes": setup.splits.num_classes})
-        store.set_meta("teacher", setup.teacher_info)
+        store = cls._new_store(run_dir, cfg.to_dict(), data_meta(setup.splits), setup.teacher_info,
+                               prune=pcfg.to_dict())
         return cls(cfg, pcfg, store, setup, callbacks, executor)
 
     @classmethod
@@ -211,29 +205,15 @@ class PruneStudy(Study):
                allow_config_change: bool = False, splits: DataSplits | None = None, teacher: Any = None,
                callbacks: Sequence[Callback] = (), executor: Executor | None = None, log: Any = print
                ) -> PruneStudy:
-        store = RunStore(run_dir, recover=True)
+        store = cls._reopen(run_dir)
         try:
-            if store.get_meta("prune") is None:
-                raise RunStoreError(f"{run_dir} is not a pruning run; resume it with `evofusion resume`")
-            old = store.get_meta("config")
-            cfg = validate_config({**old, **(overrides or {})})
-            diff = [d for d in config_diff(old, cfg.to_dict())
-                    if d.split(".")[0].split(":")[0] not in TERMINATION_KEYS]
-            if diff and not allow_config_change:
-                raise RunStoreError("the config differs from the run's; pass --allow-config-change to resume "
-                                    "anyway:\n  " + "\n  ".join(diff))
+            cfg, change = cls._resume_config(store, overrides, allow_config_change, validate_config)
             pcfg = validate_prune_config(store.get_meta("prune"))
             setup = setup_prune(cfg, pcfg, splits, log)
-            if store.get_meta("data")["fingerprint"] != setup.splits.fingerprint():
-                raise RunStoreError("the data differ from the run's; resume with the same data set")
-            store.set_meta("config", cfg.to_dict())
+            cls._check_data(store, setup.splits.fingerprint())
             study = cls(cfg, pcfg, store, setup, callbacks, executor)
-            state, warnings = consistent_checkpoint(store)
-            study.warnings = warnings
-            for w in warnings:
-                log(w)
-            if state is not None:
-                study._load_state(state)
+            study._restore(log)
+            study._commit_config(change)
             return study
         except BaseException:
             store.close()
@@ -267,7 +247,7 @@ class PruneStudy(Study):
         assert row is not None
         genome = PruneGenome.from_dict(row["genome"])
         model = build_pruned(genome)
-        model.load_state_dict(load_file(final["weights_file"]))
+        model.load_state_dict(load_file(self.store.resolve(final["weights_file"])))
         model.eval()
         teacher = self.setup.teacher.module
         shape = input_shape(genome)

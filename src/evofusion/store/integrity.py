@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from evofusion.store.atomic import fsync_replace
 
 KEEP_DB_BACKUPS = 2
 DISK_ERRNOS = {13, 28, 30, 122}  # EACCES, ENOSPC, EROFS, EDQUOT
@@ -38,6 +39,15 @@ def verify_checksum(state: dict[str, Any]) -> None:
         raise ValueError("no checksum")
     if state["checksum"] != checksum(state):
         raise ValueError("checksum mismatch (the file was modified or damaged)")
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (checkpoint sidecars, weights)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def rows_digest(conn: sqlite3.Connection, below_id: int) -> str:
@@ -81,12 +91,7 @@ def backup_database(conn: sqlite3.Connection, folder: Path, generation: int) -> 
         conn.backup(dst)
     finally:
         dst.close()
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    fsync_replace(tmp, path)
     for old in sorted(folder.glob("gen_*.db"))[:-KEEP_DB_BACKUPS]:
         old.unlink(missing_ok=True)
     return path

@@ -11,6 +11,7 @@ import torch
 
 from evofusion.data.base import DataSplits
 from evofusion.errors import TeacherError
+from evofusion.seeding import torch_seeded
 from evofusion.teachers.teacher import save_teacher
 from evofusion.teachers.zoo import build_teacher
 
@@ -72,8 +73,7 @@ def train_teacher(
     from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch_seeded(seed):
         model = build_teacher(arch, in_channels=splits.in_channels, num_classes=splits.num_classes,
                               input_size=splits.input_size, width=width)
     cfg = TrainConfig(epochs=epochs, optimizer="sgd", lr=0.1 if lr is None else lr, schedule="onecycle",

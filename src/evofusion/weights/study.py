@@ -30,30 +30,30 @@ whose initial score was best (see :mod:`evofusion.weights.vector`).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from safetensors import SafetensorError
+from pydantic import Field
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from evofusion.config import config_error
-from evofusion.errors import ConfigError, EvoFusionError, RunStoreError
-from evofusion.store import RunStore, atomic_write_bytes
+from evofusion.config import Strict, check_data_name, validate_model
+from evofusion.engine.callbacks import Callback
+from evofusion.engine.run import Run
+from evofusion.errors import ConfigError
+from evofusion.seeding import derive_seed, torch_seeded
+from evofusion.store import RunStore
+from evofusion.store.weights import cpu_state, save_weights
 from evofusion.weights import cade as _cade  # noqa: F401 - registers "cade"
 from evofusion.weights import de as _de  # noqa: F401 - registers "de"
+from evofusion.weights import es as _es  # noqa: F401 - registers "es"
+from evofusion.weights import evolver as _evolver  # noqa: F401 - registers "evolver"
 from evofusion.weights import shade as _shade  # noqa: F401 - registers "shade"
 from evofusion.weights.base import create_weight_strategy, generator_state_from_str, generator_state_to_str
-from evofusion.weights.es import ESFusion
-from evofusion.weights.evolver import Evolver
 from evofusion.weights.fewshot import Episode, fewshot_fitness, heldout_split, make_episodes
 from evofusion.weights.vector import PopulationEvaluator, load_vector, num_params, to_vector
 
@@ -65,18 +65,14 @@ FitnessKind = Literal["train_loss_slice", "val_accuracy", "fewshot"]
 
 
 # --- config ----------------------------------------------------------------------------------------
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class WeightDataConfig(_Strict):
+class WeightDataConfig(Strict):
     name: str = "digits"
     data_dir: str | None = None
     limit: int | None = Field(None, ge=10)  # training examples kept (None = all)
     val_fraction: float = Field(0.1, gt=0, le=0.5)
 
 
-class AncestorsConfig(_Strict):
+class AncestorsConfig(Strict):
     epochs: int = Field(2, ge=1, le=1000)  # epochs of every back-propagation run
     last_k: int = Field(1, ge=1, le=1000)  # ancestors kept per run: its last k epochs (<= epochs)
     seeds: int | None = Field(None, ge=1, le=100000)  # runs; None = ceil(P / last_k)
@@ -84,7 +80,7 @@ class AncestorsConfig(_Strict):
     lr: float = Field(3e-3, gt=0, le=10)
 
 
-class FitnessConfig(_Strict):
+class FitnessConfig(Strict):
     kind: FitnessKind | None = None  # None: train_loss_slice for de/shade/cade, val_accuracy otherwise
     batch: int = Field(256, ge=1)  # train_loss_slice: examples per slice
     holdout: list[int] = Field(default_factory=lambda: [5, 6, 7, 8, 9])  # fewshot: held-out classes
@@ -94,7 +90,7 @@ class FitnessConfig(_Strict):
     episodes: int = Field(8, ge=1)  # episodes in each fixed list (fitness, val, test)
 
 
-class WeightStudyConfig(_Strict):
+class WeightStudyConfig(Strict):
     strategy: Literal["de", "shade", "cade", "es", "evolver"] = "de"
     params: dict[str, Any] = Field(default_factory=dict)  # the strategy's keyword arguments
     population: int = Field(8, ge=2, le=100000)  # P: ancestors; ES: offspring per round
@@ -116,16 +112,8 @@ class WeightStudyConfig(_Strict):
 
 def validate_weight_config(data: dict[str, Any]) -> WeightStudyConfig:
     """Validate a weight-study config mapping; raises ConfigError naming the first bad field."""
-    if not isinstance(data, dict):
-        raise ConfigError("config", "must be a mapping of keys to values")
-    try:
-        cfg = WeightStudyConfig.model_validate(data)
-    except ValidationError as e:
-        raise config_error(e) from None
-    from evofusion.data import dataset_names
-
-    if cfg.data.name not in dataset_names():
-        raise ConfigError("data.name", f"unknown data set {cfg.data.name!r}; valid: {', '.join(dataset_names())}")
+    cfg = validate_model(WeightStudyConfig, data)
+    check_data_name(cfg.data.name)
     if cfg.ancestors.last_k > cfg.ancestors.epochs:
         raise ConfigError("ancestors.last_k", f"must be <= ancestors.epochs ({cfg.ancestors.epochs}), "
                           f"got {cfg.ancestors.last_k}")
@@ -142,20 +130,18 @@ def validate_weight_config(data: dict[str, Any]) -> WeightStudyConfig:
 
 def _make_strategy(cfg: WeightStudyConfig, population: torch.Tensor, score: torch.Tensor,
                    generator: torch.Generator) -> Any:
-    """The strategy for ``population`` whose scores (higher is better) are ``score``.
+    """The strategy for ``population`` whose scores (higher is better) are ``score``; every weight
+    strategy minimizes, so it is told the negated scores.
 
     Errors from the strategy's own checks are re-raised naming ``params.<field>``.
     """
     params = dict(cfg.params)
-    try:
-        if cfg.strategy in DE_FAMILY:
-            if cfg.strategy == "cade":
-                params.setdefault("total_generations", cfg.generations)
-            return create_weight_strategy(cfg.strategy, population, -score, generator, **params)
-        if cfg.strategy == "evolver":
-            return Evolver(population, score, generator, **params)
+    if cfg.strategy == "cade":
+        params.setdefault("total_generations", cfg.generations)
+    if cfg.strategy == "es":
         params.setdefault("offspring", cfg.population)
-        return ESFusion(population[int(torch.argmax(score))], generator, **params)
+    try:
+        return create_weight_strategy(cfg.strategy, population, -score, generator, **params)
     except ConfigError as e:
         if e.field == "population":
             raise ConfigError("population", str(e).split(": ", 1)[-1]) from None
@@ -164,28 +150,30 @@ def _make_strategy(cfg: WeightStudyConfig, population: torch.Tensor, score: torc
         raise ConfigError("params", f"invalid parameter for strategy {cfg.strategy!r} ({e})") from None
 
 
-def _sub_seed(seed: int, *keys: int) -> int:
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
-
-
 def _hash_tensor(t: torch.Tensor) -> str:
     return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 # --- the study ---------------------------------------------------------------------------------------
-class WeightStudy:
+class WeightStudy(Run):
     """Weight-space evolution of one student architecture with a run directory that resumes exactly.
 
     Create with :meth:`create` (new run directory) or :meth:`resume`; then :meth:`optimize` and
-    :meth:`close`. ``generation`` counts completed generations (0 right after the ancestors).
+    :meth:`close`. ``generation`` counts completed generations (0 right after the ancestors); one
+    step of the :class:`~evofusion.engine.run.Run` lifecycle is one generation.
     """
 
-    def __init__(self, cfg: WeightStudyConfig, store: RunStore | None, log: Callable[[str], Any] = print):
+    kind = "weights"
+    budget_keys = ("generations",)
+
+    def __init__(self, cfg: WeightStudyConfig, store: RunStore | None, log: Callable[[str], Any] = print,
+                 callbacks: Sequence[Callback] = ()):
         from evofusion.data import load_dataset
         from evofusion.genome import StudentGenome, build
 
         self.cfg, self.log = cfg, log
-        self._store = store
+        if store is not None:
+            self._init_run(store, callbacks)
         d = cfg.data
         self.splits = load_dataset(d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, seed=cfg.seed,
                                    limit=d.limit)
@@ -199,8 +187,8 @@ class WeightStudy:
             self._fewshot_setup()
         self.module = self._new_module()
         self.dim = num_params(self.module)
-        self.generator = torch.Generator().manual_seed(_sub_seed(cfg.seed, 1))  # slices
-        self.strategy_generator = torch.Generator().manual_seed(_sub_seed(cfg.seed, 2))
+        self.generator = torch.Generator().manual_seed(derive_seed(cfg.seed, 1))  # slices
+        self.strategy_generator = torch.Generator().manual_seed(derive_seed(cfg.seed, 2))
         self.strategy: Any = None
         self.generation = 0
         self.buffers_from = 0  # ancestor whose buffers every vector runs with
@@ -208,54 +196,40 @@ class WeightStudy:
     # --- construction ------------------------------------------------------------------------------
     @classmethod
     def create(cls, cfg: dict[str, Any] | WeightStudyConfig, run_dir: str | Path,
-               log: Callable[[str], Any] = print) -> WeightStudy:
+               log: Callable[[str], Any] = print, callbacks: Sequence[Callback] = ()) -> WeightStudy:
         """Validate ``cfg``, load the data, then create ``run_dir`` (nothing is created on bad input)."""
         wcfg = cfg if isinstance(cfg, WeightStudyConfig) else validate_weight_config(cfg)
-        run_dir = Path(run_dir)
-        if (run_dir / "run.db").exists():
-            raise RunStoreError(f"{run_dir} already holds a run; use `evofusion evolve-weights --resume "
-                                f"{run_dir}` or choose another --run-dir")
+        cls._refuse_existing(run_dir)  # before any set-up work
         study = cls(wcfg, None, log)  # everything that can fail on bad input, before the directory exists
-        store = RunStore(run_dir, create=True)
-        try:
-            study._store = store
-            store.set_meta("config", {"objectives": {"names": ["accuracy", "params"], "constraints": [],
-                                                     "weights": {}}, "weights": wcfg.to_dict()})
-            store.set_meta("kind", "weights")
-            store.set_meta("data", {"name": wcfg.data.name, "fingerprint": study.splits.fingerprint(),
-                                    "num_classes": study.splits.num_classes})
-            store.set_meta("teacher", None)
-            return study
-        except BaseException:
-            store.close()
-            raise
+        config = {"objectives": {"names": ["accuracy", "params"], "constraints": [], "weights": {}},
+                  "weights": wcfg.to_dict()}
+        data = {"name": wcfg.data.name, "fingerprint": study.splits.fingerprint(),
+                "num_classes": study.splits.num_classes}
+        store = cls._new_store(run_dir, config, data, None)
+        study._init_run(store, callbacks)
+        return study
 
     @classmethod
-    def resume(cls, run_dir: str | Path, log: Callable[[str], Any] = print) -> WeightStudy:
-        """Reopen a weight run; continues from the newest checkpoint whose JSON and tensors both load."""
-        store = RunStore(run_dir)
+    def resume(cls, run_dir: str | Path, log: Callable[[str], Any] = print, *,
+               overrides: dict[str, Any] | None = None, allow_config_change: bool = False,
+               callbacks: Sequence[Callback] = (), **_: Any) -> WeightStudy:
+        """Reopen a weight run; continues from the newest checkpoint whose JSON, tensors and database
+        digest verify (``overrides``: top-level keys of the weights config, e.g. ``generations``)."""
+        store = cls._reopen(run_dir)
         try:
-            if store.get_meta("kind") != "weights":
-                raise RunStoreError(f"{run_dir} is not a weight-evolution run; resume it with `evofusion resume`")
-            cfg = validate_weight_config(store.get_meta("config")["weights"])
-            study = cls(cfg, store, log)
-            if study.splits.fingerprint() != store.get_meta("data")["fingerprint"]:
-                raise RunStoreError("the data differ from the run's; resume with the same data set")
-            study._load_latest()
+            cfg, change = cls._resume_config(store, overrides, allow_config_change, validate_weight_config,
+                                             section="weights")
+            study = cls(cfg, store, log, callbacks)
+            cls._check_data(store, study.splits.fingerprint())
+            if study._restore(log) is None:
+                log("no checkpoint: training the ancestors again")
+            else:
+                log(f"resuming after generation {study.generation}")
+            study._commit_config(change)
             return study
         except BaseException:
             store.close()
             raise
-
-    @property
-    def store(self) -> RunStore:
-        if self._store is None:
-            raise RunStoreError("this study has no run directory yet")
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
 
     def _genome(self, student_genome: Any) -> Any:
         from evofusion.genome import StageGene
@@ -270,8 +244,7 @@ class WeightStudy:
             raise ConfigError(f"student.{e.field}", str(e).split(": ", 1)[-1]) from None
 
     def _new_module(self) -> torch.nn.Module:
-        with torch.random.fork_rng():
-            torch.manual_seed(_sub_seed(self.cfg.seed, 3))
+        with torch_seeded(derive_seed(self.cfg.seed, 3)):
             return self.build(self.genome)
 
     def _fewshot_setup(self) -> None:
@@ -281,7 +254,7 @@ class WeightStudy:
             _, (vx, vy) = heldout_split((self.val_x, self.val_y), f.holdout)
             _, (tx, ty) = heldout_split((self.test_x, self.test_y), f.holdout)
             # training labels keep their values: the 10-way head just never sees the held-out ones
-            g = torch.Generator().manual_seed(_sub_seed(self.cfg.seed, 4))
+            g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, 4))
             args = (f.episodes, f.n_way, f.k_shot, f.queries)
             self.fit_episodes: list[Episode] = make_episodes(hx, hy, *args, generator=g)
             self.val_episodes: list[Episode] = make_episodes(vx, vy, *args, generator=g)
@@ -341,9 +314,8 @@ class WeightStudy:
         for r in range(runs):
             if len(states) >= p:
                 break
-            seed = _sub_seed(self.cfg.seed, 100 + r)
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
+            seed = derive_seed(self.cfg.seed, 100 + r)
+            with torch_seeded(seed):
                 model = self.build(self.genome)
 
             def keep(epoch: int, m: torch.nn.Module) -> None:
@@ -355,8 +327,7 @@ class WeightStudy:
         seconds = (time.perf_counter() - t0) / max(1, len(states))
         vectors = []
         for i, state in enumerate(states):
-            path = self.store.dir / "ancestors" / f"{i}.safetensors"
-            atomic_write_bytes(path, st_save(state))
+            save_weights(state, self.store.dir / "ancestors" / f"{i}.safetensors")
             self.module.load_state_dict(state)
             vectors.append(to_vector(self.module))
         return torch.stack(vectors), seconds
@@ -376,90 +347,93 @@ class WeightStudy:
             values = {**self.measure(pop[i]), "fitness": float(score[i])}
             self._record(i, -1, pop[i], values, "bp", {"ancestor": i}, seconds)
         self.strategy = _make_strategy(self.cfg, pop, score, self.strategy_generator)
-        self._checkpoint()
+        self.next_id = p
+        self.checkpoint()
 
     def _load_buffers(self, i: int) -> None:
         state = st_load((self.store.dir / "ancestors" / f"{i}.safetensors").read_bytes())
         self.module.load_state_dict(state)
 
     # --- the loop ----------------------------------------------------------------------------------
-    def optimize(self, until: int | None = None) -> dict[str, Any] | None:
+    def done(self) -> bool:
+        return self.strategy is not None and self.generation >= self.cfg.generations
+
+    def progress(self) -> tuple[int, int | None, str]:
+        return self.generation, self.cfg.generations, "generation"
+
+    def optimize(self, until: int | None = None) -> dict[str, Any] | None:  # type: ignore[override]
         """Run generations up to ``until`` (default: all); after the last one, record the final result.
 
         Returns the final row (``finals`` table) once the run is complete, else None.
         """
+        for cb in self.callbacks:
+            cb.on_study_start(self)
         if self.strategy is None:
             self.log(f"training {self.cfg.population} back-propagation ancestors")
-            self._init()
+            self.guard_disk(self._init)
         end = self.cfg.generations if until is None else min(until, self.cfg.generations)
         while self.generation < end:
-            self._step()
+            self.step()
+        for cb in self.callbacks:
+            cb.on_study_end(self)
         if self.generation >= self.cfg.generations:
-            return self.finalize()
+            return self.guard_disk(self.finalize)
         return None
 
-    def _step(self) -> None:
+    def _step(self) -> list[Any]:
         g = self.generation + 1
         t0 = time.perf_counter()
         trials = self.strategy.ask()
         score = self.score(trials)
-        if self.cfg.strategy in DE_FAMILY:
-            self.strategy.tell(-score)
-            vec, fit = self.strategy.best()
-            fit = -fit
-        else:
-            self.strategy.tell(score)
-            vec, fit = self.strategy.best()
+        self.strategy.tell(-score)  # every weight strategy minimizes
+        vec, loss = self.strategy.best()
+        fit = -loss
         values = {**self.measure(vec), "fitness": float(fit)}
         cid = self.cfg.population + g - 1
-        self._record(cid, g, vec, values, self.cfg.strategy, {"generation": g}, time.perf_counter() - t0)
-        self.generation = g
-        self._checkpoint()
+        outcome = self._record(cid, g, vec, values, self.cfg.strategy, {"generation": g}, time.perf_counter() - t0)
+        self.next_id = cid + 1
         self.log(f"gen {g}/{self.cfg.generations}: fitness {fit:.4f} val acc {values['accuracy']:.4f} "
                  f"train loss {values['train_loss']:.4f}")
+        return [outcome]
 
     def _record(self, cid: int, generation: int, vec: torch.Tensor, values: dict[str, float], operator: str,
-                args: dict[str, Any], seconds: float) -> None:
+                args: dict[str, Any], seconds: float) -> Any:
+        from evofusion.engine.evaluator import EvalOutcome
+
         load_vector(self.module, vec)
-        data = st_save({k: v.detach().contiguous() for k, v in self.module.state_dict().items()})
         path = self.store.weights_path(cid)
-        atomic_write_bytes(path, data)
+        whash = save_weights(cpu_state(self.module), path)
         parents = [] if generation < 0 else ([cid - 1] if generation > 1 else list(range(self.cfg.population)))
         self.store.add_candidate(cid, generation, self.genome.to_dict(), _hash_tensor(vec), parents, operator,
                                  args, self.cfg.seed, status="RUNNING")
-        self.store.finish_candidate(cid, "COMPLETE", values, weights_hash=hashlib.sha256(data).hexdigest()[:16],
-                                    weights_file=str(path.relative_to(self.store.dir)), seconds=seconds)
+        self.store.finish_candidate(cid, "COMPLETE", values, weights_hash=whash, weights_file=path, seconds=seconds)
+        outcome = EvalOutcome(cid, "COMPLETE", values, weights_hash=whash, weights_file=str(path), seconds=seconds)
+        for cb in self.callbacks:
+            cb.on_candidate_end(self, outcome)
+        return outcome
 
-    # --- checkpoints -------------------------------------------------------------------------------
-    def _checkpoint(self) -> None:
-        name = f"gen_{self.generation:05d}.safetensors"
-        atomic_write_bytes(self.store.dir / "checkpoints" / name, st_save(self.strategy.tensors()))
-        self.store.write_checkpoint(self.generation, {
-            "strategy": self.strategy.state_dict(), "tensors": name,
-            "generator": generator_state_to_str(self.generator), "buffers_from": self.buffers_from})
+    # --- checkpoints (the Run lifecycle writes and verifies them) -------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {"strategy": self.strategy.state_dict(), "generator": generator_state_to_str(self.generator),
+                "buffers_from": self.buffers_from}
 
-    def _load_latest(self) -> None:
-        for path in sorted((self.store.dir / "checkpoints").glob("gen_*.json"), reverse=True):
-            try:
-                state = json.loads(path.read_text())
-                tensors = st_load((path.parent / state["tensors"]).read_bytes())
-                self.buffers_from = int(state["buffers_from"])
-                self._load_buffers(self.buffers_from)
-                pop = tensors.get("population", tensors.get("parent"))
-                if pop.ndim == 1:
-                    pop = pop[None].expand(self.cfg.population, -1)
-                strategy = _make_strategy(self.cfg, pop.clone(), torch.zeros(len(pop), dtype=torch.float64),
-                                          self.strategy_generator)
-                strategy.load_state_dict(state["strategy"], tensors)
-                generator_state_from_str(self.generator, state["generator"])
-            except (ValueError, OSError, KeyError, EvoFusionError, SafetensorError) as e:
-                self.log(f"checkpoint {path} is unreadable ({e}); falling back to an older one")
-                continue
-            self.strategy, self.generation = strategy, int(state["generation"])
-            self._evaluators()
-            self.log(f"resuming after generation {self.generation}")
-            return
-        self.log("no checkpoint: training the ancestors again")
+    def _tensors(self) -> dict[str, Any]:
+        return self.strategy.tensors()
+
+    def _load_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        self.buffers_from = int(state["buffers_from"])
+        self._load_buffers(self.buffers_from)
+        pop = tensors.get("population", tensors.get("parent"))
+        if pop is None:
+            raise KeyError("the checkpoint holds no population")
+        if pop.ndim == 1:
+            pop = pop[None].expand(self.cfg.population, -1)
+        strategy = _make_strategy(self.cfg, pop.clone(), torch.zeros(len(pop), dtype=torch.float64),
+                                  self.strategy_generator)
+        strategy.load_state_dict(state["strategy"], tensors)
+        generator_state_from_str(self.generator, state["generator"])
+        self.strategy = strategy
+        self._evaluators()
 
     # --- final -------------------------------------------------------------------------------------
     def best_vector(self) -> torch.Tensor:

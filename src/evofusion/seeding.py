@@ -1,0 +1,28 @@
+"""Seeds from keys, and seeded module construction, in one place.
+
+Every seed in a run derives from the run seed and fixed keys (``derive_seed(run_seed, candidate_id)``),
+never from a process or a clock, so a candidate evaluates the same on any worker and after a resume.
+``torch_seeded(seed)`` runs a block (typically ``build(genome)``) with torch's global generator
+seeded, and restores the caller's generator state afterwards, so building never disturbs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+
+def derive_seed(*keys: int) -> int:
+    """A 32-bit seed from integer keys (``np.random.SeedSequence``): the same keys, the same seed."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
+
+
+@contextmanager
+def torch_seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's CPU generator seeded with ``seed``; restore it afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
