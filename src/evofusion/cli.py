@@ -44,12 +44,17 @@ def _trackers(names: list[str]) -> list[Any]:
 def _parse_set(items: list[str]) -> dict[str, Any]:
     import yaml
 
+    from evofusion.config import parse_yaml
+
     res = {}
     for it in items:
         if "=" not in it:
             raise EvoFusionError(f"--set {it!r}: expected KEY=VALUE, e.g. --set distill.lr=0.01")
         k, v = it.split("=", 1)
-        res[k.strip()] = yaml.safe_load(v)
+        try:
+            res[k.strip()] = parse_yaml(v)
+        except yaml.YAMLError as e:
+            raise EvoFusionError(f"--set {it!r}: the value is not valid YAML ({e})") from None
     return res
 
 
@@ -141,6 +146,8 @@ def _run(cfg: Any, run_dir: Path, quiet: bool, study: Any = None, trackers: list
         study = Study.create(cfg, run_dir, callbacks=callbacks, log=log)
     try:
         study.optimize()
+        if study.stop_reason:
+            log(study.stop_reason)
         study.finalize(log=log)
         html = write_html_report(study.store)
         if not quiet:
@@ -335,8 +342,12 @@ def export(
     calibration: Annotated[int, typer.Option("--calibration", min=1, help="training images that calibrate "
                                              "int8")] = 512,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the run's data files")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace a non-empty --out folder whole")] = False,
 ) -> None:
     """Write genome.json + weights.safetensors + card.json; load with evofusion.load_student(DIR).
+
+    The bundle is built in a temporary folder and renamed into place: nothing is left behind on an
+    error, and a non-empty --out is refused unless --force.
 
     With --onnx / --int8 the card also gets the ONNX parity error, fp32/int8 sizes, accuracy measured
     with ONNX Runtime on the run's validation split (test split separately), ORT latency and FLOPs.
@@ -377,9 +388,9 @@ def export(
                     "notes": "flops = 2 * macs (torch.utils.flop_counter counts a multiply-add as 2 FLOPs)",
                     "lineage": [{"id": n["id"], "generation": n["generation"], "operator": n["operator"],
                                  "parents": n["parents"]} for n in lineage(data["candidates"], cid)["nodes"]]}
-            path = export_student(row["genome"], weights, out_dir, card)
-            if onnx or int8:
-                _export_onnx(store, path, card, int8, calibration, data_dir)
+            onnx_step = ((lambda folder, c: _export_onnx(store, folder, c, int8, calibration, data_dir))
+                         if onnx or int8 else None)
+            path = export_student(row["genome"], weights, out_dir, card, force=force, extra=onnx_step)
         out.print(f"exported candidate {cid} to {path}")
     except EvoFusionError as e:
         _fail(e)
@@ -387,11 +398,11 @@ def export(
 
 def _export_onnx(store: Any, path: Path, card: dict[str, Any], int8: bool, calibration: int,
                  data_dir: str | None) -> None:
-    """Add student.onnx (and student.int8.onnx) to an exported bundle, measured on the run's data."""
+    """Add student.onnx (and student.int8.onnx) to a bundle being written, measured on the run's data;
+    the figures go into ``card`` (written by export_student after this)."""
     from evofusion.data import load_dataset
     from evofusion.export import load_student
     from evofusion.export.quantize import onnx_deployment
-    from evofusion.store.atomic import atomic_write_json
 
     cfg, meta = store.config(), store.get_meta("data")
     cfg = cfg.get("weights", cfg.get("grow", cfg)) if "data" not in cfg else cfg
@@ -404,7 +415,6 @@ def _export_onnx(store: Any, path: Path, card: dict[str, Any], int8: bool, calib
     threads = cfg.get("objectives", {}).get("latency_threads", 1)
     card["deployment"] = onnx_deployment(load_student(path), splits, path, int8=int8, calibration=calibration,
                                          threads=threads, seed=d["seed"])
-    atomic_write_json(path / "card.json", card)
 
 
 @app.command()
@@ -577,7 +587,6 @@ def grow(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Grow a tiny student online while it distills: the controller applies function-preserving morphs."""
-    import yaml
 
     from evofusion.config import set_dotted
     from evofusion.growth import GrowthRun
@@ -589,9 +598,9 @@ def grow(
         else:
             d: dict[str, Any] = {}
             if config is not None:
-                if not config.is_file():
-                    raise EvoFusionError(f"--config: no such file {config}")
-                d = yaml.safe_load(config.read_text()) or {}
+                from evofusion.config import read_yaml
+
+                d = read_yaml(config)
             flags = {"data.name": data, "teacher.path": teacher, "controller.name": controller,
                      "growth.steps": steps, "growth.grow_every": grow_every, "growth.max_params": max_params,
                      "data.limit": limit, "seed": seed}

@@ -17,12 +17,70 @@ from evofusion.errors import ConfigError
 
 
 class Strict(BaseModel):
-    """Base of every config section of every run kind: unknown keys are errors, values frozen."""
+    """Base of every config section of every run kind: unknown keys are errors, values frozen, and no
+    silent coercion (``generations: true`` or ``"8"`` is an error, not 1 or 8)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 _Strict = Strict
+
+
+def check_device(device: str, field: str = "device") -> None:
+    """ConfigError naming ``field`` when ``device`` cannot run here (CUDA asked for without CUDA)."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(field, f"{device!r} asked for, but this torch has no usable CUDA device "
+                              f"(torch {torch.__version__}); use cpu or auto")
+        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+            raise ConfigError(field, f"{device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+class YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-3`` and ``5E4`` as numbers (YAML 1.2; PyYAML's 1.1 rules
+    make them strings, which the strict config would then refuse)."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text (a file, a --set value) with ``YamlLoader``."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml(path: str | Path, field: str = "config") -> dict[str, Any]:
+    """A YAML mapping from ``path`` (``yaml.safe_load``); ConfigError naming ``field`` for a missing
+    file, a folder, bytes that are not UTF-8 text, invalid YAML or a top level that is not a mapping."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(field, f"{p} does not exist")
+    if p.is_dir():
+        raise ConfigError(field, f"{p} is a folder; give a YAML file")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(field, f"{p} is not UTF-8 text (byte {e.start}); save the YAML file as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(field, f"cannot read {p}: {e.strerror or e}") from None
+    if "\x00" in text:
+        raise ConfigError(field, f"{p} holds NUL bytes: it is not a YAML text file")
+    try:
+        data = parse_yaml(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(field, f"{p} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(field, f"{p} must hold a mapping at the top level")
+    return data
 
 
 def check_data_name(name: str, field: str = "data.name") -> None:
@@ -93,7 +151,8 @@ class RecipeConfig(Strict):
     weight_decay: float = Field(5e-4, ge=0, le=1)
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     alpha: float = Field(0.5, ge=0, le=1)  # weight of hard-label CE
-    temperature: float = Field(4.0, gt=0, le=100)
+    # [0.5, 100]: below ~0.5 the softened teacher is one-hot and T^2*KL underflows (no KD signal)
+    temperature: float = Field(4.0, ge=0.5, le=100)
 
     def train_config(self, **extra: Any) -> Any:
         """This recipe (and ``extra`` TrainConfig fields) as a ``TrainConfig``."""
@@ -179,6 +238,13 @@ class SpaceConfig(Strict):
         if any(p not in ("max", "avg", "none") for p in v):
             raise ValueError("pools must be among max, avg, none")
         return v
+
+    @field_validator("head_hidden")
+    @classmethod
+    def _hidden(cls, v: list[int]) -> list[int]:
+        if any(not 0 <= h <= 65536 for h in v):
+            raise ValueError("every head_hidden size must be in [0, 65536] (0: no hidden layer)")
+        return sorted(set(v))
 
     @field_validator("head_kinds")
     @classmethod
@@ -281,7 +347,7 @@ def validate_config(data: dict[str, Any]) -> SearchConfig:
 
 def _semantic_checks(cfg: SearchConfig) -> None:
     from evofusion.data import dataset_names
-    from evofusion.objectives.base import Constraint, make_objective
+    from evofusion.objectives.base import Constraint, check_satisfiable, make_objective
     from evofusion.strategies import STRATEGIES
 
     if cfg.data.name not in dataset_names():
@@ -293,8 +359,17 @@ def _semantic_checks(cfg: SearchConfig) -> None:
         make_objective(n)
     if len(set(cfg.objectives.names)) != len(cfg.objectives.names):
         raise ConfigError("objectives.names", "an objective is listed twice")
-    for c in cfg.objectives.constraints:
-        Constraint.parse(c)
+    check_satisfiable([Constraint.parse(c) for c in cfg.objectives.constraints])
+    for name in cfg.objectives.weights:
+        if name not in cfg.objectives.names:
+            raise ConfigError("objectives.weights", f"a weight for {name!r}, which is not an objective of this "
+                              f"run; objectives: {', '.join(cfg.objectives.names)}")
+    if cfg.data.name == "digits" and cfg.data.data_dir is not None:
+        raise ConfigError("data.data_dir", "the digits ship with scikit-learn and are not read from a folder; "
+                          "drop --data-dir, or use a data set read from files (fashion-mnist, mnist, cifar10)")
+    check_device(cfg.device)
+    if cfg.cache_dir is not None and Path(cfg.cache_dir).exists() and not Path(cfg.cache_dir).is_dir():
+        raise ConfigError("cache_dir", f"{cfg.cache_dir} is a file; give a folder (it is created if missing)")
     _executor_checks(cfg)
     if "accuracy" not in cfg.objectives.names:
         raise ConfigError("objectives.names", "must include 'accuracy'")
@@ -354,15 +429,7 @@ def _check_cdka(cfg: SearchConfig) -> None:
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchConfig:
     """Read a YAML config (``yaml.safe_load``), apply dotted-key overrides, validate."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError("config", f"{p} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError("config", f"{p} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("config", f"{p} must hold a mapping at the top level")
+    data = read_yaml(path)
     for k, v in (overrides or {}).items():
         set_dotted(data, k, v)
     return validate_config(data)

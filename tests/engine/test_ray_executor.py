@@ -103,3 +103,34 @@ def test_cli_search_on_the_cluster(tmp_path: Path, cluster) -> None:
     with RunStore(tmp_path / "r", lock=False, readonly=True) as s:
         assert s.count("COMPLETE") == 4
         assert s.get_meta("config")["executor"] == "ray"
+
+
+def test_cluster_ignores_a_stale_user_token_and_a_local_ray_writes_none(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token the user's own Ray left in ~/.ray/auth_token used to break every later local cluster
+    (``ray start`` of the worker node: AuthenticationError); and a private local Ray must not write one."""
+    from evofusion.engine.ray_cluster import LocalRayCluster
+
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("0" * 64)  # stale, from another cluster
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    if ray.is_initialized():
+        ray.shutdown()
+    with LocalRayCluster(nodes=2, cpus_per_node=1, object_store_mb=80) as c:
+        ex = EXECUTORS.create("ray", address=c.address, on_failure=failed)
+        try:
+            res = ex.map(run_job, [Job(i) for i in range(2)])
+        finally:
+            ex.close()
+        assert all("pid" in r for r in res), res
+    assert (home / ".ray" / "auth_token").read_text() == "0" * 64  # untouched
+    (home / ".ray" / "auth_token").unlink()
+    ex = EXECUTORS.create("ray", workers=1, on_failure=failed)  # a private local Ray (no --address)
+    try:
+        assert "pid" in ex.map(run_job, [Job(0)])[0]
+    finally:
+        ex.close()
+    assert not (home / ".ray" / "auth_token").exists()

@@ -8,6 +8,7 @@ from its magic bytes, so ``.gz`` names are not required. Only numpy is used (no 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -73,7 +74,9 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise DataError(f"{path} is truncated: the header needs {header} bytes, the file has {len(raw)}")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    n_items = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if any(d == 0 for d in shape):
+        raise DataError(f"{path}: the header gives shape {shape}, with an empty dimension; the file is corrupt")
+    n_items = math.prod(shape)  # Python ints: a forged header cannot overflow to a small count
     expected = header + n_items * dtype.itemsize
     if len(raw) < expected:
         raise DataError(

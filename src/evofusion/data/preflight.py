@@ -5,7 +5,9 @@ Every check raises with a message that names the problem and says what to fix.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +58,11 @@ def check_splits(splits: DataSplits) -> None:
             raise DataError(
                 f"{which} split: inputs are {x.shape[1:]} per example but train's are {ref_shape}"
             )
+        if which == "train" and len(y) and len(np.unique(y)) < 2:
+            raise DataError(
+                f"train split: every label is class {int(y[0])}; a classifier needs examples of at least 2 "
+                "classes (check the label file or how the labels were read)"
+            )
         if not np.issubdtype(y.dtype, np.integer):
             raise DataError(
                 f"{which} split: labels have dtype {y.dtype}; convert them to int64 class indices"
@@ -76,6 +83,32 @@ def check_splits(splits: DataSplits) -> None:
                     f"{which} split: inputs hold {n_nan} NaN and {n_inf} infinite values; clean the data "
                     "(a constant channel divided by std=0 is a common cause)"
                 )
+
+
+PREFLIGHT_TIMEOUT_S = 120.0  # a teacher that takes longer on 2 examples is taken to hang
+
+
+def _call_with_timeout(teacher: Callable[[torch.Tensor], Any], batch: torch.Tensor) -> Any:
+    """``teacher(batch)`` without gradients, or TeacherError after ``PREFLIGHT_TIMEOUT_S`` (the call is
+    left in a daemon thread: a hung TorchScript loop cannot be interrupted, but it no longer blocks)."""
+    result: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            with torch.no_grad():
+                result["out"] = teacher(batch)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = e
+
+    worker = threading.Thread(target=call, name="evofusion-teacher-preflight", daemon=True)
+    worker.start()
+    worker.join(PREFLIGHT_TIMEOUT_S)
+    if worker.is_alive():
+        raise TeacherError(f"teacher did not answer on 2 examples within {PREFLIGHT_TIMEOUT_S:g} s; it may loop "
+                           "forever (check its forward) or be far too large for this machine")
+    if "error" in result:
+        raise result["error"]
+    return result["out"]
 
 
 def check_teacher_outputs(
@@ -113,8 +146,9 @@ def check_teacher_outputs(
     try:
         if isinstance(teacher, torch.nn.Module):
             teacher.eval()
-        with torch.no_grad():
-            out = teacher(batch)
+        out = _call_with_timeout(teacher, batch)
+    except TeacherError:
+        raise
     except Exception as exc:
         raise TeacherError(
             f"teacher failed on a batch of shape {tuple(batch.shape)} from '{splits.name}': {exc!r}; "

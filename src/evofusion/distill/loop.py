@@ -36,7 +36,7 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only (nesterov)
     schedule: str = "onecycle"  # onecycle | cosine | constant
     alpha: float = 0.5  # [0, 1] weight of the hard-label CE; 1 - alpha goes to KD
-    temperature: float = 4.0  # (0, 100] KD temperature
+    temperature: float = 4.0  # [0.5, 100] KD temperature
     patience: int = 0  # evaluations without val improvement before stopping; 0 = never stop early
     min_delta: float = 1e-4  # improvement in val accuracy that resets patience
     eval_every: int = 0  # steps between val evaluations; 0 = once per epoch
@@ -54,7 +54,7 @@ class TrainConfig:
             ("weight_decay", 0 <= self.weight_decay <= 1, "[0, 1]"),
             ("schedule", self.schedule in ("onecycle", "cosine", "constant"), "onecycle | cosine | constant"),
             ("alpha", 0 <= self.alpha <= 1, "[0, 1]"),
-            ("temperature", 0 < self.temperature <= 100, "(0, 100]"),
+            ("temperature", 0.5 <= self.temperature <= 100, "[0.5, 100] (below 0.5 the KD term underflows)"),
             ("patience", self.patience >= 0, ">= 0"),
             ("eval_every", self.eval_every >= 0, ">= 0"),
             ("augment", self.augment in ("none", "flip", "flip_shift"), "none | flip | flip_shift"),

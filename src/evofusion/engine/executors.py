@@ -40,7 +40,6 @@ __all__ = ["EXECUTORS", "Executor", "MapMixin", "ProcessExecutor", "SerialExecut
            "place", "priority_order"]
 
 
-@EXECUTORS.register("serial")
 class SerialExecutor(MapMixin):
     """Jobs one after another in the driver, in priority order."""
 
@@ -53,6 +52,18 @@ class SerialExecutor(MapMixin):
 
     def close(self) -> None:
         pass
+
+
+@EXECUTORS.register("serial")
+def _serial(timeout: float | None = None, threads: int = 1, on_failure: Callable[[Any, str], Any] | None = None,
+            device: str = "cpu", retries: int = 1, **_: Any) -> Executor:
+    """One candidate at a time. With a ``timeout`` a candidate cannot be stopped inside the driver, so
+    it runs in one spawned worker process (the process pool with a single CPU slot), which is killed
+    and the candidate FAILED when it runs past the timeout."""
+    if timeout is None:
+        return SerialExecutor()
+    return ProcessExecutor(workers=1, threads=threads, on_failure=on_failure, device=device, gpus=0,
+                           timeout=timeout, retries=retries)
 
 
 # --- the process pool --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evofusion.config import DistillConfig, ExtraTeacherConfig
+from evofusion.config import DistillConfig, ExtraTeacherConfig, parse_yaml
 from evofusion.data import DataSplits, check_teacher_outputs
 from evofusion.distill.cdka import FeatureKD, FeatureTerm
 from evofusion.errors import ConfigError, TeacherError
@@ -116,8 +116,7 @@ def _is_map(a: np.ndarray) -> bool:
 def parse_feature_option(text: str, option: str = "--feature-kd") -> dict[str, Any]:
     """``"teacher_tap=features.conv4,student_tap=depth0.5,loss=mse,weight=1"`` -> a feature-term mapping
     (values parsed as YAML scalars); validated later with the config."""
-    import yaml
-
+    
     out: dict[str, Any] = {}
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -126,7 +125,7 @@ def parse_feature_option(text: str, option: str = "--feature-kd") -> dict[str, A
             raise ConfigError(option, f"{part!r}: expected KEY=VALUE pairs separated by commas, e.g. "
                               "teacher_tap=features.conv4,student_tap=depth0.5,loss=mse,weight=1")
         k, v = part.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = parse_yaml(v)
     if "teacher_tap" not in out:
         raise ConfigError(option, f"{text!r} lacks teacher_tap=<teacher module name>")
     return out

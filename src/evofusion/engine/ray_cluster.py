@@ -7,6 +7,11 @@ Ray on the machine: ``ray stop`` would stop every Ray process of the user.
 
 A real cluster is started the same way on each machine (see docs/distributed.md); this class only
 saves typing the commands and cleaning up after them.
+
+Isolation: the cluster's processes run with their own ``HOME`` under its temp dir and
+``RAY_AUTH_MODE=disabled`` (it listens on 127.0.0.1 only), so a token the user's own Ray left in
+``~/.ray/auth_token`` neither breaks it nor is touched by it; while it runs, this process (the driver
+that connects to it) sees the same auth settings, restored by ``stop()``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ import time
 from pathlib import Path
 
 from evofusion.errors import EvoFusionError
+
+AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def _refresh_ray_auth() -> None:
+    if "ray" in sys.modules:  # Ray caches the auth settings of a process once it is imported
+        from evofusion.engine.ray_executor import refresh_ray_auth
+
+        refresh_ray_auth()
 
 
 def free_port() -> int:
@@ -76,20 +90,46 @@ class LocalRayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.worker_ports: list[int] = []  # node-manager port of every worker node
         self.started = False
+        self.home = str(Path(self.temp_dir) / "home")  # the cluster's processes never read the user's ~/.ray
+        self._saved_env: dict[str, str | None] | None = None
+
+    def env(self) -> dict[str, str]:
+        """Environment of the cluster's processes: a private HOME, auth off, no inherited token."""
+        env = {k: v for k, v in os.environ.items() if k not in AUTH_VARS and k != "RAY_ADDRESS"}
+        return {**env, "HOME": self.home, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def _isolate_driver(self) -> None:
+        if self._saved_env is None:
+            self._saved_env = {k: os.environ.get(k) for k in AUTH_VARS}
+            for k in AUTH_VARS:
+                os.environ.pop(k, None)
+            os.environ["RAY_AUTH_MODE"] = "disabled"
+            _refresh_ray_auth()
+
+    def _restore_driver(self) -> None:
+        if self._saved_env is not None:
+            for k, v in self._saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            self._saved_env = None
+            _refresh_ray_auth()
 
     def _common(self) -> list[str]:
         return ["--num-cpus", str(self.cpus), "--object-store-memory", str(self.store_bytes),
                 "--disable-usage-stats", "--temp-dir", self.temp_dir]
 
     def _run(self, args: list[str]) -> None:
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-        env.pop("RAY_ADDRESS", None)
-        proc = subprocess.run([_ray_bin(), "start", *args], capture_output=True, text=True, env=env, timeout=180)
+        Path(self.home).mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([_ray_bin(), "start", *args], capture_output=True, text=True, env=self.env(),
+                              timeout=180)
         if proc.returncode != 0:
             self.stop()
             raise EvoFusionError(f"`ray start {' '.join(args)}` failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
     def start(self) -> LocalRayCluster:
+        self._isolate_driver()
         self._run(["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
                    "--ray-client-server-port", str(free_port()), "--include-dashboard=false",
                    "--dashboard-port", str(free_port()), *self._common()])
@@ -150,6 +190,7 @@ class LocalRayCluster:
             except ProcessLookupError:
                 pass
         self.started = False
+        self._restore_driver()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalRayCluster:

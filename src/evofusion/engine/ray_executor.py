@@ -102,6 +102,7 @@ class RayExecutor(MapMixin):
             kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": False, "configure_logging": False}
             if address is None:
                 kwargs.update(num_cpus=workers, include_dashboard=False, object_store_memory=100_000_000)
+                self._private_auth()
             else:
                 kwargs["address"] = address
             try:
@@ -162,7 +163,40 @@ class RayExecutor(MapMixin):
         except ex.RayError as e:
             return failure(self.on_failure, job, f"Ray error: {type(e).__name__}: {str(e)[:400]}")
 
+    def _private_auth(self) -> None:
+        """A private local Ray keeps token auth, but with a token in this process's environment
+        (inherited by its Ray processes) instead of one written to the user's ``~/.ray/auth_token``,
+        which would later break other clusters on this machine. Settings the user made are kept."""
+        import secrets
+
+        if "RAY_AUTH_MODE" in os.environ or "RAY_AUTH_TOKEN" in os.environ:
+            return
+        self._auth_env = True
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        refresh_ray_auth()
+
+    _auth_env = False
+
     def close(self) -> None:
         if self._owns and self.ray.is_initialized():
             self.ray.shutdown()
         self._owns = False
+        if self._auth_env:
+            os.environ.pop("RAY_AUTH_MODE", None)
+            os.environ.pop("RAY_AUTH_TOKEN", None)
+            self._auth_env = False
+            refresh_ray_auth()
+
+
+def refresh_ray_auth() -> None:
+    """Make Ray re-read ``RAY_AUTH_MODE`` / ``RAY_AUTH_TOKEN`` in this process (it caches both; the
+    same two calls Ray makes when it turns token auth on itself)."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):  # another Ray version: the environment alone has to do
+        pass
+

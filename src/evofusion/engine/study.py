@@ -64,7 +64,14 @@ def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any 
         return None
     if t.path is not None:
         p = Path(t.path)
-        teacher = Teacher.from_dir(p) if p.is_dir() else Teacher.from_file(p, arch=t.arch)
+        if p.is_dir():
+            teacher = Teacher.from_dir(p)
+        elif t.arch is not None:  # a weights file of a zoo arch: the shape comes from the data set
+            teacher = Teacher.from_file(p, arch=t.arch, in_channels=splits.in_channels,
+                                        num_classes=splits.num_classes, input_size=splits.input_size,
+                                        width=t.width or 1.0)
+        else:
+            teacher = Teacher.from_file(p)
         teacher.meta = {**teacher.meta, "dir": str(p.resolve())}
         return teacher
     spec = default_teacher_for(splits.name)
@@ -154,6 +161,7 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
     objectives = ObjectiveSet.from_names(cfg.objectives.names, cfg.objectives.constraints, cfg.objectives.weights)
     if any(c.name in STATIC_METRICS for c in objectives.constraints):
         space = dataclasses.replace(space, admissible=StaticFeasibility(objectives))
+    space.sample(np.random.default_rng(0))  # ConfigError now, not after the run directory exists
     return StudySetup(splits, teacher, ctx, space, objectives, info)
 
 
@@ -193,6 +201,7 @@ class Study(Run):
         self.strategy: Strategy = make_strategy(cfg, setup)
         self.executor = executor or make_executor(cfg, setup.context.threads)
         self.next_id = 0
+        self.stop_reason = ""  # why optimize() ended early (a spent wall-clock budget), for the log
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
@@ -269,15 +278,41 @@ class Study(Run):
             cb.on_generation_start(self, self.generation, len(proposals))
         ids = list(range(self.next_id, self.next_id + len(proposals)))
         outcomes: dict[int, EvalOutcome] = {}
-        jobs = []
         elites = self.store.evaluated_hashes()
+        todo = []
         for cid, p in zip(ids, proposals, strict=True):
             row = self.store.candidate(cid)
             if row is not None and row["genome_hash"] == p.genome.hash and row["status"] != "PENDING":
                 outcomes[cid] = EvalOutcome(cid, row["status"], row["objective_values"], row["reason"],
                                             row["weights_hash"], row["weights_file"], row["train"],
                                             row["seconds"] or 0.0)
-                continue
+            else:
+                todo.append((cid, p))
+        # a wall-clock budget hands candidates out a slot's worth at a time, in id order, and stops
+        # handing them out once it is spent (the ones running then finish and are kept)
+        budget, t0 = self.cfg.max_seconds, time.perf_counter()
+        slots = self.cfg.workers if self.cfg.executor != "serial" else 1
+        chunk = max(1, len(todo)) if budget is None else max(1, slots)
+        cut = ids[-1] + 1 if ids else self.next_id
+        for start in range(0, len(todo), chunk):
+            if budget is not None and start > 0 and self.elapsed + time.perf_counter() - t0 >= budget:
+                cut = todo[start][0]
+                self.stop_reason = (f"the wall-clock budget of {budget:g} s was spent during generation "
+                                    f"{self.generation}: {len(todo) - start} of its candidates were not started "
+                                    "(resume with a larger --max-seconds to continue)")
+                break
+            self._evaluate(todo[start:start + chunk], elites, outcomes)
+        kept = [(cid, p) for cid, p in zip(ids, proposals, strict=True) if cid < cut]
+        ordered = [outcomes[cid] for cid, _ in kept]
+        self.strategy.tell([Result(o.candidate_id, p.genome, o.status, o.values, tuple(p.parents), o.reason)
+                            for o, (_, p) in zip(ordered, kept, strict=True)])
+        self.next_id += len(kept)
+        return ordered
+
+    def _evaluate(self, todo: list[tuple[int, Proposal]], elites: set[str], outcomes: dict[int, EvalOutcome]) -> None:
+        """Record, run and store candidates ``todo`` (id, proposal) through the executor."""
+        jobs = []
+        for cid, p in todo:
             seed = candidate_seed(self.cfg.seed, cid)
             self.store.add_candidate(cid, self.generation, p.genome.to_dict(), p.genome.hash, list(p.parents),
                                      p.operator, p.operator_args, seed)
@@ -293,11 +328,6 @@ class Study(Run):
             outcomes[out.candidate_id] = out
             for cb in self.callbacks:
                 cb.on_candidate_end(self, out)
-        ordered = [outcomes[cid] for cid in ids]
-        self.strategy.tell([Result(o.candidate_id, p.genome, o.status, o.values, tuple(p.parents), o.reason)
-                            for o, p in zip(ordered, proposals, strict=True)])
-        self.next_id += len(proposals)
-        return ordered
 
     def _parent_weights(self, p: Proposal) -> str | None:
         if not self.cfg.inherit_weights or not p.parents:

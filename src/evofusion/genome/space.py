@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from evofusion.errors import ConfigError
 from evofusion.genome.chromosome import HEADER_BITS, ChromosomeGenome
 from evofusion.genome.spec import HeadGene, StageGene, StudentGenome
 
@@ -83,7 +84,8 @@ class SearchSpace:
                 return StudentGenome(stages=stages, head=head, **self._task())
             except ValueError:
                 continue
-        raise RuntimeError("could not sample a valid genome in 100 tries; widen the search space")
+        raise ConfigError("space", "could not sample a valid genome in 100 tries: the space and the static "
+                          "constraints leave (almost) no valid student; widen space.* or relax the constraints")
 
     def contains(self, genome: Genome) -> bool:
         """True when every gene lies inside the space's bounds."""

@@ -72,10 +72,30 @@ class Constraint:
                     raise ConfigError("constraints", f"unknown metric '{name}'; valid: "
                                       + ", ".join(KNOWN_OBJECTIVES))
                 try:
-                    return cls(name, op, float(value.replace("k", "e3").replace("M", "e6")))
+                    bound = float(value.replace("k", "e3").replace("M", "e6"))
                 except ValueError:
                     raise ConfigError("constraints", f"'{text}': '{value}' is not a number") from None
+                if not math.isfinite(bound):
+                    raise ConfigError("constraints", f"'{text}': the bound must be a finite number")
+                if name == "accuracy" and not 0.0 <= bound <= 1.0:
+                    raise ConfigError("constraints", f"'{text}': accuracy is a share in [0, 1]; no student "
+                                      "can meet this bound")
+                if name != "accuracy" and (bound < 0 or (op == "<=" and bound == 0 and name != "compression")):
+                    raise ConfigError("constraints", f"'{text}': {name} is positive, so no student can "
+                                      f"meet '{op} {value}'")
+                return cls(name, op, bound)
         raise ConfigError("constraints", f"'{text}' must look like 'params <= 50000' or 'accuracy >= 0.9'")
+
+
+def check_satisfiable(constraints: list[Constraint]) -> None:
+    """ConfigError when two bounds on one metric leave nothing between them (``params <= 100`` with
+    ``params >= 1000``): every candidate would be infeasible."""
+    for name in {c.name for c in constraints}:
+        upper = min((c.value for c in constraints if c.name == name and c.op == "<="), default=math.inf)
+        lower = max((c.value for c in constraints if c.name == name and c.op == ">="), default=-math.inf)
+        if lower > upper:
+            raise ConfigError("constraints", f"{name} >= {lower:g} and {name} <= {upper:g} contradict each "
+                              "other: no candidate can be feasible")
 
 
 def make_objective(name: str, weight: float | None = None) -> Objective:

@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any
 
 
+def public_mode(directory: bool = False) -> int:
+    """The mode a plain ``open()`` / ``mkdir()`` would give under the process umask (``mkstemp`` and
+    ``mkdtemp`` make 0600 / 0700 files, which would leave one file of a bundle private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def fsync_replace(tmp: str | Path, path: str | Path) -> None:
     """Make a finished temporary file durable, rename it over ``path``, and make the rename durable."""
     fd = os.open(tmp, os.O_RDONLY)
@@ -34,6 +42,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, public_mode())
         fsync_replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -158,12 +158,15 @@ class Teacher:
                 raise TeacherError(f"{p}: missing; a teacher directory holds {META_FILE} and {WEIGHTS_FILE} "
                                    "(written by evofusion.teachers.save_teacher)")
         try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise TeacherError(f"{meta_path}: cannot be read as JSON ({e})") from e
+            meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise TeacherError(f"{meta_path}: cannot be read as JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise TeacherError(f"{meta_path}: must hold a JSON object (arch, in_channels, num_classes, input_size)")
         missing = [k for k in _REQUIRED_META if k not in meta]
         if missing:
             raise TeacherError(f"{meta_path}: missing field(s) {missing}")
+        check_arch_kwargs(meta, meta_path)
         kwargs = {k: meta[k] for k in _ARCH_KWARGS if k in meta}
         model = _build(meta["arch"], kwargs, meta_path)
         _load_into(model, _read_safetensors(weights_path), weights_path, meta["arch"], kwargs)
@@ -203,15 +206,31 @@ class Teacher:
         else:
             state = _torch_load_state_dict(p)
         if arch is None:
-            raise TeacherError(f"{p}: holds only weights (a state dict); pass arch= (one of: "
-                               f"{', '.join(list_teachers())}) and in_channels=, num_classes=, input_size=")
+            raise TeacherError(f"{p}: holds only weights (a state dict); name its zoo architecture (CLI: "
+                               f"--set teacher.arch=NAME, Python: arch=) from: {', '.join(list_teachers())}")
         unknown = sorted(set(arch_kwargs) - set(_ARCH_KWARGS))
         if unknown:
             raise TeacherError(f"{p}: unknown architecture argument(s) {unknown}; valid: {list(_ARCH_KWARGS)}")
+        check_arch_kwargs(arch_kwargs, p)
         model = _build(arch, arch_kwargs, p)
         _load_into(model, state, p, arch, arch_kwargs)
         meta = {"source": str(p), "arch": arch, **arch_kwargs}
         return cls(model, name=p.stem, meta=meta)
+
+
+def check_arch_kwargs(meta: Mapping[str, Any], source: Path) -> None:
+    """TeacherError naming ``source`` and the field unless the architecture arguments are well typed:
+    ``arch`` a string, ``in_channels`` / ``num_classes`` / ``input_size`` positive integers (not
+    ``"1"`` or 8.5), ``width`` a positive number."""
+    if not isinstance(meta.get("arch", ""), str):
+        raise TeacherError(f"{source}: arch must be a zoo name string, got {meta['arch']!r}")
+    for k in ("in_channels", "num_classes", "input_size"):
+        v = meta.get(k)
+        if k in meta and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise TeacherError(f"{source}: {k} must be a positive integer, got {v!r}")
+    w = meta.get("width", 1.0)
+    if isinstance(w, bool) or not isinstance(w, int | float) or not 0 < w <= 4:
+        raise TeacherError(f"{source}: width must be a number in (0, 4], got {w!r}")
 
 
 def _build(arch: str, kwargs: Mapping[str, Any], source: Path) -> nn.Module:
@@ -248,6 +267,9 @@ def _torch_load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found is None and not re.search(r"GLOBAL|allowed global|Unsupported class|REDUCE|BUILD", str(e)):
+            raise TeacherError(f"{path}: is not a PyTorch checkpoint (corrupt or not a torch.save file: {e}); "
+                               "give a .safetensors state dict, a weights-only .pt or a TorchScript archive") from None
         what = f" (first disallowed object: {found.group(1)})" if found else ""
         raise TeacherError(
             f"{path}: contains pickled Python objects{what} that were not loaded for safety: unpickling them "

@@ -57,15 +57,53 @@ def read_run(run_dir: str | Path, fn: Callable[[RunStore], T], attempts: int = 4
     raise AssertionError("unreachable")
 
 
+IDLE_TIMEOUT_S = 10.0  # a connection that sends nothing for this long is closed (its thread ends)
+MAX_CONNECTIONS = 64  # connections served at once; more wait in the listen queue, then are dropped
+
+
+def allowed_hosts(host: str, bound_host: str, port: int) -> set[str] | None:
+    """The ``Host`` header values a dashboard on ``host`` accepts: its own names, with and without the
+    port (loopback: also localhost, 127.0.0.1, [::1]). None (any) only when it listens on every
+    interface (0.0.0.0 / ::), where the user chose to serve whatever name reaches it."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    names = {host.lower(), str(bound_host).lower()}
+    if names & {"127.0.0.1", "localhost", "::1"}:
+        names |= {"127.0.0.1", "localhost", "[::1]"}
+    return names | {f"{n}:{port}" for n in names}
+
+
 class DashboardServer(ThreadingHTTPServer):
-    """The dashboard's HTTP server; ``start()`` serves from a daemon thread, ``close()`` stops it."""
+    """The dashboard's HTTP server; ``start()`` serves from a daemon thread, ``close()`` stops it.
+
+    Safety: requests whose ``Host`` header is not the address it serves (a DNS-rebinding page in the
+    browser would send its own host name) get 421 and no data; an idle connection is closed after
+    ``IDLE_TIMEOUT_S`` and at most ``MAX_CONNECTIONS`` are served at once, so half-open connections
+    cannot pile up threads.
+    """
 
     daemon_threads = True
+    request_queue_size = 16
 
     def __init__(self, run_dir: Path, host: str, port: int, poll_seconds: float):
         self.run_dir, self.poll_seconds = run_dir, poll_seconds
         self._thread: threading.Thread | None = None
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((host, port), _Handler)
+        self.allowed_hosts = allowed_hosts(host, *self.server_address[:2])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):  # too many connections: refuse this one at once
+            self.shutdown_request(request)
+            return
+        request.settimeout(IDLE_TIMEOUT_S)
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     @property
     def url(self) -> str:
@@ -100,6 +138,7 @@ def serve_dashboard(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
 
 class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
+    timeout = IDLE_TIMEOUT_S  # socket timeout while reading a request (StreamRequestHandler)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         pass  # one line per poll would drown the terminal
@@ -118,6 +157,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         path = self.path.split("?", 1)[0]
+        host = (self.headers.get("Host") or "").strip().lower()
+        if self.server.allowed_hosts is not None and host not in self.server.allowed_hosts:
+            self._json(421, {"error": f"Host {host!r} is not this dashboard's address; open {self.server.url}"})
+            return
         try:
             if path in ("/", "/index.html"):
                 self._send(200, render_page(None, poll_seconds=self.server.poll_seconds),

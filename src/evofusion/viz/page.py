@@ -39,6 +39,14 @@ def to_json(obj: Any) -> str:
     return json.dumps(clean(obj), allow_nan=False, separators=(",", ":"))
 
 
+def script_safe_json(obj: Any) -> str:
+    """JSON to embed in a ``<script>``: ``<``, ``>`` and ``&`` as ``\\u003c``-style escapes (inside JSON
+    strings, the only place they can occur), so no run-directory or teacher name such as
+    ``<!--<script>`` or ``</script>`` can end the script or switch the HTML parser's state."""
+    return (to_json(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
 @lru_cache(maxsize=8)
 def asset(name: str) -> str:
     """A file of ``evofusion/viz/assets`` (package data), read once."""
@@ -56,7 +64,7 @@ def render_page(data: dict[str, Any] | None, *, poll_seconds: float = 2.0, title
         written = ""
     else:
         head_js = f"<script>{plotly_js()}</script>"
-        embedded = to_json(data).replace("</", "<\\/")
+        embedded = script_safe_json(data)
         boot = f"const LIVE = false, POLL_MS = 0, EMBEDDED = {embedded};"
         written = time.strftime("%Y-%m-%d %H:%M:%S")
     page = asset("dashboard.html").replace("__TITLE__", html.escape(title)).replace("__WRITTEN__", written)
