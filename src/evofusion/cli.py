@@ -134,27 +134,13 @@ def search(
         _fail(e)
 
 
-def _run(cfg: Any, run_dir: Path, quiet: bool, study: Any = None, trackers: list[Any] | None = None) -> None:
+def _run(cfg: Any, run_dir: Path, quiet: bool, trackers: list[Any] | None = None) -> None:
     from evofusion.engine import Study
-    from evofusion.viz import write_html_report
     from evofusion.viz.progress import RichProgress
 
-    log = _logger(quiet)
     # trackers first: Study matches saved callback states by position, and --quiet drops the bar
     callbacks = [*(trackers or []), *([] if quiet else [RichProgress(console)])]
-    if study is None:
-        study = Study.create(cfg, run_dir, callbacks=callbacks, log=log)
-    try:
-        study.optimize()
-        if study.stop_reason:
-            log(study.stop_reason)
-        study.finalize(log=log)
-        html = write_html_report(study.store)
-        if not quiet:
-            _print_table(study.store)
-            console.print(f"report: {html}")
-    finally:
-        study.close()
+    _complete("search", Study.create(cfg, run_dir, callbacks=callbacks, log=_logger(quiet)), quiet)
 
 
 @app.command()
@@ -208,34 +194,21 @@ def _logger(quiet: bool) -> Any:
 
 
 def _complete(kind: str, run: Any, quiet: bool) -> None:
-    """Run a created or resumed run of any kind to its end, write report.html and print its result."""
+    """Run a created or resumed run of any kind to its end (``Run.complete``), write report.html and
+    print its result: the Pareto table of a search, the kind's summary otherwise."""
     from evofusion.viz import write_html_report
 
-    if kind == "search":
-        _run(run.cfg, run.store.dir, quiet, study=run)
-        return
     try:
+        result = run.complete(log=_logger(quiet))
+        html = write_html_report(run.store)
+        text = run.result_text(result)
         if kind == "prune":
-            from evofusion.viz.prune_section import prune_markdown
-
-            run.optimize()
-            rep = run.finish(log=_logger(quiet))
-            html = write_html_report(run.store)
-            print(prune_markdown(rep), flush=True)
-        elif kind == "weights":
-            final = run.optimize()
-            html = write_html_report(run.store)
-            if not quiet and final is not None:
-                out.print(f"best candidate {final['candidate_id']}: val acc {final['val_accuracy']:.4f}, "
-                          f"test acc {final['test_accuracy']:.4f}")
-        else:
-            res = run.run()
-            html = write_html_report(run.store)
-            if not quiet:
-                out.print(f"grew to {res['params']} params in {res['events']} events; val acc "
-                          f"{res.get('val_accuracy', float('nan')):.4f}, test acc "
-                          f"{res.get('test_accuracy', float('nan')):.4f}")
-        if not quiet:
+            print(text, flush=True)
+        elif not quiet:
+            if kind == "search":
+                _print_table(run.store)
+            else:
+                out.print(text)
             console.print(f"report: {html}")
     finally:
         run.close()

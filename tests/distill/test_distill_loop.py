@@ -255,3 +255,20 @@ def test_on_epoch_sees_every_epoch_and_its_weights() -> None:
     assert [e for e, _ in seen] == [1, 2, 3]
     assert not torch.equal(seen[0][1], seen[1][1])
     torch.testing.assert_close(seen[-1][1], model[1].weight)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "constant"])
+@pytest.mark.parametrize("total", [4, 9, 40, 333])
+def test_lr_at_is_the_schedule_train_steps(schedule: str, total: int) -> None:
+    """One learning-rate schedule: the closed form a growing student uses equals the torch scheduler
+    ``train`` steps, at every step."""
+    from evofusion.distill.loop import _scheduler, lr_at
+
+    model = torch.nn.Linear(3, 2)
+    cfg = TrainConfig(lr=0.02, schedule=schedule)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    sched = _scheduler(opt, cfg, total)
+    for step in range(total):
+        assert opt.param_groups[0]["lr"] == pytest.approx(lr_at(schedule, cfg.lr, step, total), rel=1e-9, abs=1e-15)
+        opt.step()
+        sched.step()

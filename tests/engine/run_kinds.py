@@ -90,17 +90,8 @@ def advance(run: Run, kind: str, n: int) -> None:
 
 
 def finish(run: Run, kind: str) -> None:
-    """Run to the end, including the kind's final step (fine-tune, ticket, test accuracy)."""
-    if kind == "search":
-        run.optimize()
-        run.finalize(log=QUIET["log"])  # type: ignore[attr-defined]
-    elif kind == "prune":
-        run.optimize()
-        run.finish(log=QUIET["log"])  # type: ignore[attr-defined]
-    elif kind == "grow":
-        run.run()  # type: ignore[attr-defined]
-    else:
-        run.optimize()
+    """Run to the end, including the kind's final step: the one ``Run.complete`` of every kind."""
+    run.complete(log=QUIET["log"])
 
 
 def results(run_dir: Path) -> tuple[list[tuple], list[tuple]]:

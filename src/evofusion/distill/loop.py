@@ -126,9 +126,33 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
+ONECYCLE_PCT, ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 0.25, 25.0, 1e4
+
+
+def lr_at(schedule: str, peak: float, step: int, total: int) -> float:
+    """The learning rate before optimizer step ``step`` (0-based) of ``total``: the project's one
+    schedule. ``onecycle`` is torch's ``OneCycleLR`` (cosine from peak/25 up to ``peak`` over the first
+    25% of the steps, then down to peak/25e4), ``cosine`` torch's ``CosineAnnealingLR`` down to 0,
+    ``constant`` the peak. ``train`` steps torch's schedulers (onecycle also cycles momentum); a loop
+    that swaps its optimizer (growth) computes the rate from the step count with this function.
+    Runs of fewer than 8 steps use the constant rate with onecycle (OneCycleLR needs more)."""
+    if schedule == "onecycle" and total >= 8:
+        start, low = peak / ONECYCLE_DIV, peak / ONECYCLE_DIV / ONECYCLE_FINAL_DIV
+        end1, end2 = float(ONECYCLE_PCT * total) - 1, float(total - 1)
+        if step <= end1:
+            a, b, pct = start, peak, step / end1
+        else:
+            a, b, pct = peak, low, (step - end1) / (end2 - end1)
+        return b + (a - b) / 2.0 * (math.cos(math.pi * min(1.0, pct)) + 1)
+    if schedule == "cosine" and total > 1:
+        return peak * (1 + math.cos(math.pi * min(step, total) / total)) / 2
+    return peak
+
+
 def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total: int) -> torch.optim.lr_scheduler.LRScheduler:
     if cfg.schedule == "onecycle" and total >= 8:  # shorter runs: OneCycleLR divides by zero at 4 steps
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.25)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=ONECYCLE_PCT,
+                                                   div_factor=ONECYCLE_DIV, final_div_factor=ONECYCLE_FINAL_DIV)
     if cfg.schedule == "cosine" and total > 1:
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)

@@ -115,6 +115,15 @@ class Run:
         """(units done, units in all or None, what a unit is) for progress bars."""
         return self.generation, None, "step"
 
+    def _finalize(self, log: Callable[[str], Any]) -> Any:
+        """The kind's final step after the last generation (fine-tune winners, the winning ticket, the
+        best vector's test accuracy); idempotent, so a resumed finished run repeats nothing."""
+        return None
+
+    def result_text(self, result: Any) -> str:
+        """One human-readable line (or block) of what ``complete`` returned, for the CLI."""
+        return ""
+
     # --- create / resume helpers ---------------------------------------------------------------
     @staticmethod
     def _refuse_existing(run_dir: str | Path) -> None:
@@ -222,6 +231,12 @@ class Run:
         for cb in self.callbacks:
             cb.on_study_end(self)
         return self
+
+    def complete(self, log: Callable[[str], Any] = print) -> Any:
+        """``optimize()`` to the end, then the kind's ``_finalize``; returns its result. A full or
+        read-only disk during either stops the run with RunStoreError, the last checkpoint intact."""
+        self.optimize()
+        return self.guard_disk(lambda: self._finalize(log))
 
     def step(self) -> Any:
         """One step and its checkpoint. A full, read-only or failing disk stops the run with

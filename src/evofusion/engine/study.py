@@ -337,6 +337,11 @@ class Study(Run):
         return str(path) if path is not None and path.exists() else None
 
     # --- results -------------------------------------------------------------------------------
+    def _finalize(self, log: Any) -> list[dict[str, Any]]:
+        if self.stop_reason:
+            log(self.stop_reason)
+        return self.finalize(log=log)
+
     def pareto_ids(self) -> list[int]:
         return pareto_ids(self.store, self.setup.objectives)
 

@@ -315,6 +315,17 @@ class GrowthRun(Run):
     def progress(self) -> tuple[int, int | None, str]:
         return self.trainer.step, self.cfg.growth.steps, "step"
 
+    def optimize(self) -> GrowthRun:
+        self._result = self.run()
+        return self
+
+    def _finalize(self, log: Any) -> dict[str, Any]:
+        return getattr(self, "_result", None) or self.run()
+
+    def result_text(self, result: dict[str, Any]) -> str:
+        return (f"grew to {result['params']} params in {result['events']} events; val acc "
+                f"{result.get('val_accuracy', float('nan')):.4f}, test acc {result.get('test_accuracy', float('nan')):.4f}")
+
     def run(self, until_step: int | None = None) -> dict[str, Any]:
         """Train and grow until the step budget (or ``until_step``, for tests of resume) or a plateau.
         A full or read-only disk stops the run with RunStoreError; the last checkpoint stays intact."""

@@ -9,13 +9,12 @@ optimizer state carried through the morph's plan, and counting training FLOPs.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from evofusion.distill.loop import TrainConfig, augment, evaluate_accuracy, make_optimizer
+from evofusion.distill.loop import TrainConfig, augment, evaluate_accuracy, lr_at, make_optimizer
 from evofusion.distill.losses import kd_loss
 from evofusion.errors import CandidateFailed
 from evofusion.objectives.metrics import flops_and_macs
@@ -76,8 +75,8 @@ class BatchStream:
 class GrowthTrainer:
     """Trains the live student step by step; ``swap`` replaces it with a morphed child.
 
-    The learning rate follows ``cfg.schedule`` over ``total_steps`` (cosine or constant; onecycle is
-    taken as cosine after a 5% warm-up), computed from the step counter so it survives swaps.
+    The learning rate follows ``cfg.schedule`` over ``total_steps`` (``distill.loop.lr_at``: the same
+    schedule as ``train``), computed from the step counter so it survives swaps.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor | None,
@@ -95,16 +94,13 @@ class GrowthTrainer:
         self.input_shape = tuple(x.shape[1:])
 
     def lr_at(self, step: int) -> float:
-        lr, total = self.cfg.lr, max(1, self.total_steps)
+        """The project's one schedule (``distill.loop.lr_at``) over the whole step budget, from the
+        step count, so it survives optimizer swaps; times the re-warm ramp after a morph."""
+        lr = lr_at(self.cfg.schedule, self.cfg.lr, step, max(1, self.total_steps))
         if self.rewarm_steps and self.last_swap >= 0 and step - self.last_swap < self.rewarm_steps:
             # after a morph, ramp the rate up again (new parameters start with fresh Adam state)
             lr *= 0.1 + 0.9 * (step - self.last_swap) / self.rewarm_steps
-        if self.cfg.schedule == "constant":
-            return lr
-        warm = max(1, int(0.05 * total)) if self.cfg.schedule == "onecycle" else 0
-        if step < warm:
-            return lr * (step + 1) / warm
-        return 0.5 * lr * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+        return lr
 
     def forward_flops(self, model: nn.Module) -> float:
         key = model.genome.hash if hasattr(model, "genome") else str(id(model))

@@ -63,8 +63,7 @@ def run_prune(*, teacher: str | None, data: str | None, target_params: int | Non
                                       "target_params": target_params, "noise_levels": _noise(noise)})
         study = PruneStudy.create(cfg, run_dir, prune=pcfg, log=log)
     try:
-        study.optimize()
-        rep = study.finish(log=log)
+        rep = study.complete(log=log)
         html = write_html_report(study.store)
         log(f"report: {html}")
         return prune_markdown(rep)

@@ -219,6 +219,14 @@ class PruneStudy(Study):
             store.close()
             raise
 
+    def _finalize(self, log: Any) -> dict[str, Any]:
+        return self.finish(log=log)
+
+    def result_text(self, result: dict[str, Any]) -> str:
+        from evofusion.viz.prune_section import prune_markdown
+
+        return prune_markdown(result)
+
     # --- the winning ticket --------------------------------------------------------------------
     def winning_ticket(self) -> int | None:
         """The candidate to fine-tune: with a parameter target, the most accurate feasible one; without,

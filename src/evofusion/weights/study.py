@@ -380,6 +380,13 @@ class WeightStudy(Run):
             return self.guard_disk(self.finalize)
         return None
 
+    def _finalize(self, log: Any) -> dict[str, Any]:
+        return self.finalize()
+
+    def result_text(self, result: dict[str, Any]) -> str:
+        return (f"best candidate {result['candidate_id']}: val acc {result['val_accuracy']:.4f}, "
+                f"test acc {result['test_accuracy']:.4f}")
+
     def _step(self) -> list[Any]:
         g = self.generation + 1
         t0 = time.perf_counter()
