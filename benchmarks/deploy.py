@@ -35,7 +35,7 @@ def main() -> None:
     splits = load_dataset(cfg["name"], data_dir=cfg["data_dir"], val_fraction=cfg["val_fraction"], seed=cfg["seed"],
                           limit=cfg["limit"])
     out = Path(tempfile.mkdtemp(prefix="evofusion-deploy-"))
-    export_student(row["genome"], best["weights_file"], out / "student")
+    export_student(row["genome"], store.resolve(best["weights_file"]), out / "student")
     student = load_student(out / "student")
     if teacher_meta.get("dir"):
         teacher = Teacher.from_dir(teacher_meta["dir"])

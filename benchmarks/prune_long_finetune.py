@@ -44,7 +44,7 @@ def main() -> int:
     fin = next(f for f in study.store.finals() if f["candidate_id"] == rep["candidate_id"])
     genome = PruneGenome.from_dict(row["genome"])
     ticket = build_pruned(genome)
-    ticket.load_state_dict(load_file(fin["weights_file"]))
+    ticket.load_state_dict(load_file(study.store.resolve(fin["weights_file"])))
     res_t = kd_finetune(ticket, arrays, extra, seed=11)
     template = setup.space.template
     _, g_l1 = match_params(template, lambda r: uniform_masks(setup.space.scores, r), rep["ticket"]["params"])

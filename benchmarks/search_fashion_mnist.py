@@ -60,7 +60,7 @@ def test_errors(study: Study) -> dict[int, float]:
     out = {}
     for r in study.store.candidates("COMPLETE"):
         model = build(genome_from_dict(r["genome"]))
-        model.load_state_dict(load_file(r["weights_file"]))
+        model.load_state_dict(load_file(study.store.resolve(r["weights_file"])))
         out[r["id"]] = 1.0 - evaluate_accuracy(model, arrays["test_x"], arrays["test_y"])
     return out
 

@@ -101,6 +101,11 @@ def search(
     data_fraction: Annotated[float | None, typer.Option("--data-fraction", help="share of train data")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", help="winners to fine-tune on full data")] = None,
     final_epochs: Annotated[float | None, typer.Option("--final-epochs")] = None,
+    rungs: Annotated[str | None, typer.Option("--rungs", help="multi-fidelity rungs in total steps, e.g. "
+                                              "100,300,900,2700 (the best 1/eta of a rung continue)")] = None,
+    eta: Annotated[float | None, typer.Option("--eta", help="reduction factor between rungs (default 3)")] = None,
+    lamarckian: Annotated[bool | None, typer.Option("--lamarckian/--no-lamarckian", help="function-preserving "
+                                                    "children start with their parent's exact function")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
     tracker: Annotated[list[str] | None, typer.Option("--tracker", help=_TRACKER_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -127,6 +132,15 @@ def search(
             overrides["objectives.names"] = [o.strip() for o in objectives.split(",") if o.strip()]
         if constraint:
             overrides["objectives.constraints"] = constraint
+        if rungs is not None:
+            try:
+                overrides["scheduler.rungs"] = [int(v) for v in rungs.split(",") if v.strip()]
+            except ValueError:
+                raise EvoFusionError(f"--rungs: expected step counts such as 100,300,900, got {rungs!r}") from None
+        if eta is not None:
+            overrides["scheduler.eta"] = eta
+        if lamarckian is not None:
+            overrides["lamarckian"] = lamarckian
         overrides.update(_parse_set(set_ or []))
         cfg = _search_config(config, overrides)
         _run(cfg, run_dir, quiet=quiet, trackers=_trackers(tracker or []))

@@ -283,6 +283,21 @@ class ResourcesConfig(Strict):
     gpu_memory_mb: float | None = Field(None, gt=0)  # process pool: estimate per candidate; packs a GPU by memory
 
 
+class SchedulerConfig(Strict):
+    """Multi-fidelity rungs (evofusion.engine.scheduler): total training steps at which candidates are
+    scored; the best 1/eta at a rung continue to the next."""
+
+    rungs: list[int] = Field(default_factory=lambda: [100, 300, 900, 2700], min_length=1)  # increasing steps
+    eta: float = Field(3.0, ge=1.5, le=100)  # reduction factor
+
+    @field_validator("rungs")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if v[0] < 1 or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("rungs must be increasing step counts >= 1, e.g. [100, 300, 900]")
+        return v
+
+
 class SearchConfig(Strict):
     seed: int = Field(0, ge=0)
     generations: int = Field(3, ge=1, le=100000)
@@ -298,6 +313,11 @@ class SearchConfig(Strict):
     threads: int = Field(0, ge=0, le=256)  # torch threads per evaluation; 0 = all cores / workers
     device: str = Field("cpu", pattern=r"^(cpu|auto|cuda(:\d+)?)$")  # where candidates train; auto = cuda if present
     inherit_weights: bool = True  # children start from their first parent's weights where shapes allow
+    # multi-fidelity rungs; null = every candidate trains distill.steps once (the earlier behaviour)
+    scheduler: SchedulerConfig | None = None
+    # Lamarckian: a function-preserving child starts with its parent's exact function and optimizer
+    # moments (null/false = the overlap copy); omitted at the default so stored configs keep resuming
+    lamarckian: bool | None = None
     cache_dir: str | None = None  # teacher outputs and prepared data; default $EVOFUSION_CACHE or ~/.cache/evofusion
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)

@@ -38,11 +38,11 @@ def faulty_evaluate(job: Any) -> Any:
 def _with_patched_training(job: Any, fault: str) -> Any:
     real = evaluator_mod._train_candidate
 
-    def patched(model, arrays, ctx, generator):
+    def patched(model, arrays, ctx, generator, *more):
         if fault in ("nan", "inf"):  # teacher logits that make the real KD loss non-finite
             bad = float("nan") if fault == "nan" else float("inf")
             arrays = dict(arrays, train_t=torch.full_like(arrays["train_t"], bad))
-            return real(model, arrays, ctx, generator)
+            return real(model, arrays, ctx, generator, *more)
         # a real allocation failure under a real address-space limit: 4 GB more than the process has
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         vm = _vm_bytes()

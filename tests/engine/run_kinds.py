@@ -10,8 +10,10 @@ from evofusion.engine.run import Run, resume_run
 from evofusion.store import RunStore
 from tests.conftest import tiny_config
 
-KINDS = ["search", "prune", "grow", "weights"]
-STEPS = {"search": 3, "prune": 3, "grow": 4, "weights": 3}  # checkpoints of a whole run
+# run kinds, plus a search with multi-fidelity rungs and Lamarckian starts (kill mid-rung, resume)
+KINDS = ["search", "search_mf", "prune", "grow", "weights"]
+STEPS = {"search": 3, "search_mf": 3, "prune": 3, "grow": 4, "weights": 3}  # checkpoints of a whole run
+MF = {"scheduler": {"rungs": [6, 18, 54], "eta": 2}, "lamarckian": True}
 QUIET = {"log": lambda *_: None}
 
 
@@ -48,10 +50,10 @@ def train_prune_teacher(folder: Path) -> Path:
 
 
 def create(kind: str, run_dir: Path, teacher_dir: Path | None = None) -> Run:
-    if kind == "search":
+    if kind in ("search", "search_mf"):
         from evofusion import Study
 
-        return Study.create(tiny_config(generations=3), run_dir, **QUIET)
+        return Study.create(tiny_config(generations=3, **(MF if kind == "search_mf" else {})), run_dir, **QUIET)
     if kind == "prune":
         from evofusion.prune import PruneStudy
 
@@ -78,7 +80,7 @@ def open_or_create(kind: str, run_dir: Path, teacher_dir: Path | None = None) ->
 
 def advance(run: Run, kind: str, n: int) -> None:
     """Run ``n`` more checkpointed steps (generations, growth intervals)."""
-    if kind in ("search", "prune"):
+    if kind in ("search", "search_mf", "prune"):
         for _ in range(n):
             if not run.done():
                 run.step()

@@ -63,7 +63,7 @@ def test_raising_and_nan_candidates_fail_and_run_completes(tmp_path: Path, monke
     real = evaluator_mod._train_candidate
     calls = {"n": 0}
 
-    def flaky(model, arrays, ctx, generator):
+    def flaky(model, arrays, ctx, generator, *more):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("boom in candidate")
@@ -71,7 +71,7 @@ def test_raising_and_nan_candidates_fail_and_run_completes(tmp_path: Path, monke
             arrays = dict(arrays, train_t=torch.full_like(arrays["train_t"], float("nan")))
         if calls["n"] == 5:
             raise MemoryError("simulated")
-        return real(model, arrays, ctx, generator)
+        return real(model, arrays, ctx, generator, *more)
 
     monkeypatch.setattr(evaluator_mod, "_train_candidate", flaky)
     study = Study.create(tiny_config(), tmp_path / "r", log=lambda *_: None)

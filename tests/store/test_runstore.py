@@ -60,3 +60,18 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     atomic_write_json(tmp_path / "x.json", {"a": 1})
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_paths_of_a_run_given_relatively_are_stored_relative_to_it(tmp_path, monkeypatch) -> None:
+    """A run directory named relatively (``--run-dir runs/x``) used to store paths relative to the
+    working directory, which then resolved to runs/x/runs/x/weights/..."""
+    monkeypatch.chdir(tmp_path)
+    with RunStore("runs/x", create=True) as s:
+        w = s.weights_path(0)  # runs/x/weights/0.safetensors
+        w.parent.mkdir(parents=True)
+        w.write_bytes(b"w")
+        s.add_candidate(0, 0, {}, "h", [], None, {}, 0)
+        s.finish_candidate(0, "COMPLETE", {}, weights_file=str(w))
+        assert s.candidate(0)["weights_file"] == "weights/0.safetensors"
+        assert s.resolve("weights/0.safetensors").read_bytes() == b"w"
+        assert s.rel("weights/0.safetensors") == "weights/0.safetensors"  # already run-relative

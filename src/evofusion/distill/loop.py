@@ -77,6 +77,38 @@ class TrainReport:
     seconds: float = 0.0
     samples_seen: int = 0
     loss_history: list[float] = field(default_factory=list)
+    optimizer_state: dict[str, torch.Tensor] = field(default_factory=dict)  # see optimizer_tensors
+
+
+MOMENTS = ("exp_avg", "exp_avg_sq", "momentum_buffer")  # per-parameter optimizer state that is carried
+
+
+def optimizer_tensors(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """The optimizer's per-parameter state as ``{"<param name>/<key>": tensor}`` (moments and step
+    counts, on the CPU): safetensors-ready, and keyed by name so another optimizer can take it."""
+    out = {}
+    for name, p in model.named_parameters():
+        st = opt.state.get(p, {})
+        for key in (*MOMENTS, "step"):
+            if key in st:
+                v = st[key]
+                out[f"{name}/{key}"] = (v if torch.is_tensor(v) else torch.tensor(float(v))).detach().cpu().clone()
+    return out
+
+
+def load_optimizer_tensors(model: nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> int:
+    """Put ``optimizer_tensors`` back into ``opt`` for ``model``'s parameters of the same name and
+    shape (others keep a fresh state); returns how many parameters got their state."""
+    n = 0
+    for name, p in model.named_parameters():
+        st = {k: tensors[f"{name}/{k}"] for k in MOMENTS if f"{name}/{k}" in tensors
+              and tensors[f"{name}/{k}"].shape == p.shape}
+        if st:
+            if f"{name}/step" in tensors:
+                st["step"] = tensors[f"{name}/step"].clone()
+            opt.state[p] = {k: v.to(p.device) if k != "step" else v for k, v in st.items()}
+            n += 1
+    return n
 
 
 @torch.no_grad()
@@ -170,6 +202,7 @@ def train(
     on_eval: Callable[[int, float], None] | None = None,
     on_epoch: Callable[[int, nn.Module], None] | None = None,
     feature_kd: FeatureKD | None = None,
+    optimizer_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainReport:
     """Train ``model`` in place on (x, y), with KD when ``teacher_logits`` (aligned with x) are given.
 
@@ -181,6 +214,9 @@ def train(
     (e.g. to save the last epochs' weights as "ancestors" for weight-space evolution).
     ``feature_kd`` (see :mod:`evofusion.distill.cdka`) adds feature terms, adapters and several
     teachers to the loss; without it the step is plain (logit) KD, unchanged.
+    ``optimizer_state`` (``optimizer_tensors`` of an earlier call) continues the optimizer where that
+    training stopped (AdamW moments and step counts); the report's ``optimizer_state`` is the state at
+    the end, so a multi-fidelity scheduler can continue a candidate without restarting it.
 
     Raises:
         CandidateFailed: the loss became NaN or infinite.
@@ -196,6 +232,8 @@ def train(
     total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
     eval_every = cfg.eval_every or steps_per_epoch
     opt = make_optimizer(model, cfg)
+    if optimizer_state:
+        load_optimizer_tensors(model, opt, optimizer_state)
     if feature_kd is not None:  # adapter parameters join the optimizer before the schedule sees it
         feature_kd.attach(model, opt, x[:2], cfg.weight_decay)
     sched = _scheduler(opt, cfg, total)
@@ -252,6 +290,7 @@ def train(
             and report.best_val_accuracy is not None and report.final_val_accuracy < report.best_val_accuracy:
         model.load_state_dict(best_state)
     report.steps = step
+    report.optimizer_state = optimizer_tensors(model, opt)
     report.epochs = step / steps_per_epoch
     report.seconds = time.perf_counter() - t0
     model.eval()

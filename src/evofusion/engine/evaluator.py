@@ -14,16 +14,14 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 from evofusion.engine.context import EvalContext, load_arrays, resolve_device
 from evofusion.engine.feature_kd import feature_kd_from_spec
-from evofusion.engine.inherit import inherit_weights
+from evofusion.engine.lamarck import optimizer_path, start_model
 from evofusion.errors import CandidateFailed
 from evofusion.genome import build, genome_from_dict
 from evofusion.objectives.base import ObjectiveSet
@@ -44,6 +42,15 @@ class EvalJob:
     context: EvalContext
     parent_weights: str | None = None
     priority: float = 0.0  # executors run lower values first (re-evaluations, then cheap candidates)
+    # how the candidate starts (engine/lamarck.py): "inherit" (overlap copy of the parent's weights),
+    # "continue" (the same genome, trained further from its saved weights and optimizer state: a
+    # multi-fidelity promotion) or "morph" (the exact function-preserving transfer of ``morph``)
+    start: str = "inherit"
+    parent_optimizer: str | None = None  # safetensors of the parent's optimizer state (optimizer_tensors)
+    morph: dict[str, Any] | None = None  # {"operator", "info", "parent_genome"} for start == "morph"
+    steps: int | None = None  # this job's step budget; None = the context's
+    lineage_steps: int = 0  # steps the parent's lineage trained before this job (the store records the sum)
+    rung: int = 0  # multi-fidelity rung this job is scored at
 
     def on_device(self, device: str) -> EvalJob:
         """This job on a worker slot's device (executors call it; cpu keeps an ``auto`` job on cpu)."""
@@ -71,13 +78,15 @@ def static_metrics(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict
 
 
 def _train_candidate(model: torch.nn.Module, arrays: dict[str, torch.Tensor], ctx: EvalContext,
-                     generator: torch.Generator) -> dict[str, Any]:
-    cfg = TrainConfig(**ctx.train)
+                     generator: torch.Generator, steps: int | None = None,
+                     optimizer_state: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    cfg = TrainConfig(**{**ctx.train, **({"steps": steps} if steps is not None else {})})
     report = train(model, arrays["train_x"], arrays["train_y"], cfg, teacher_logits=arrays.get("train_t"),
                    val=(arrays["val_x"], arrays["val_y"]), generator=generator,
-                   feature_kd=feature_kd_from_spec(ctx.extra.get("feature_kd")))
+                   feature_kd=feature_kd_from_spec(ctx.extra.get("feature_kd")), optimizer_state=optimizer_state)
     return {"steps": report.steps, "epochs": report.epochs, "seconds": report.seconds,
-            "stopped_early": report.stopped_early, "samples_seen": report.samples_seen}
+            "stopped_early": report.stopped_early, "samples_seen": report.samples_seen,
+            "optimizer_state": report.optimizer_state}
 
 
 def evaluate(job: EvalJob) -> EvalOutcome:
@@ -96,12 +105,12 @@ def evaluate(job: EvalJob) -> EvalOutcome:
         if objectives.static_violation(values) > 0:
             return infeasible_outcome(job, values, objectives, t0)
         info: dict[str, Any] = {}
-        if ctx.inherit_weights and job.parent_weights and Path(job.parent_weights).exists():
-            info["inherited"] = inherit_weights(model, load_file(job.parent_weights))
+        model, opt_state = start_model(job, genome, model, info)
         arrays = load_arrays(ctx.data_dir, ctx.teacher_dir)
         gen = torch.Generator().manual_seed(job.seed)
         model.to(resolve_device(ctx.device))
-        info.update(_train_candidate(model, arrays, ctx, gen))
+        info.update(_train_candidate(model, arrays, ctx, gen, job.steps, opt_state))
+        info["rung"], info["steps_total"] = job.rung, job.lineage_steps + int(info["steps"])
         values["accuracy"] = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
         return finish_candidate(job, model, shape, values, info, objectives, t0)
     except Exception as e:  # a candidate's crash is data, not a crashed run
@@ -134,6 +143,9 @@ def finish_candidate(job: EvalJob, model: torch.nn.Module, shape: tuple[int, ...
     if not all(math.isfinite(v) for v in values.values()):
         raise CandidateFailed(f"non-finite objective values {values}")
     whash = save_weights(model, job.out_weights)
+    opt_state = info.pop("optimizer_state", None)
+    if opt_state and ctx.extra.get("save_optimizer"):
+        save_weights(opt_state, optimizer_path(job.out_weights))
     status = "COMPLETE" if objectives.feasible(values) else "INFEASIBLE"
     return EvalOutcome(job.candidate_id, status, values, weights_hash=whash, weights_file=job.out_weights,
                        train=info, seconds=time.perf_counter() - t0)

@@ -29,7 +29,9 @@ from evofusion.engine.evaluator import (
 )
 from evofusion.engine.executors import EXECUTORS, Executor
 from evofusion.engine.feature_kd import feature_kd_from_spec, feature_kd_spec
+from evofusion.engine.lamarck import optimizer_path
 from evofusion.engine.run import Run
+from evofusion.engine.scheduler import RungScheduler
 from evofusion.errors import ConfigError
 from evofusion.genome import build, genome_from_dict
 from evofusion.genome.space import SearchSpace
@@ -48,6 +50,13 @@ TERMINATION_KEYS = ("generations", "max_evaluations", "max_seconds", "final", "e
 def candidate_seed(run_seed: int, cid: int) -> int:
     """Per-candidate seed from (run seed, candidate id): the same on any worker or resume."""
     return derive_seed(run_seed, cid)
+
+
+def exact_morphs() -> frozenset[str]:
+    """Operators whose child is exactly its parent's function (Lamarckian starts use ``morph``)."""
+    from evofusion.operators.morph import morph_operator_names
+
+    return frozenset(morph_operator_names(preserving_only=True))
 
 
 def data_meta(splits: DataSplits) -> dict[str, Any]:
@@ -149,7 +158,8 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
                       objectives=tuple(cfg.objectives.names), constraints=tuple(cfg.objectives.constraints),
                       latency_threads=cfg.objectives.latency_threads, threads=threads,
                       inherit_weights=cfg.inherit_weights, device=cfg.device,
-                      extra={"feature_kd": fkd_spec} if fkd_spec else {})
+                      extra={**({"feature_kd": fkd_spec} if fkd_spec else {}),
+                             **({"save_optimizer": True} if cfg.scheduler or cfg.lamarckian else {})})
     s = cfg.space
     space = SearchSpace(in_channels=splits.in_channels, input_size=splits.input_size,
                         num_classes=splits.num_classes, encoding=s.encoding, min_stages=s.min_stages,
@@ -201,6 +211,7 @@ class Study(Run):
         self.strategy: Strategy = make_strategy(cfg, setup)
         self.executor = executor or make_executor(cfg, setup.context.threads)
         self.next_id = 0
+        self.scheduler = RungScheduler(tuple(cfg.scheduler.rungs), cfg.scheduler.eta) if cfg.scheduler else None
         self.stop_reason = ""  # why optimize() ended early (a spent wall-clock budget), for the log
 
     # --- construction --------------------------------------------------------------------------
@@ -235,10 +246,14 @@ class Study(Run):
 
     # --- state ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
-        return {"strategy": self.strategy.state_dict()}
+        return {"strategy": self.strategy.state_dict(),
+                **({"scheduler": self.scheduler.state_dict()} if self.scheduler else {})}
 
     def _load_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         self.strategy.load_state_dict(state["strategy"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state.get("scheduler") or {"rungs": list(self.scheduler.rungs),
+                                                                     "eta": self.scheduler.eta, "promoted": []})
 
     def progress(self) -> tuple[int, int | None, str]:
         c = self.cfg
@@ -273,7 +288,9 @@ class Study(Run):
         n = self.cfg.strategy.population
         if self.cfg.max_evaluations is not None:
             n = min(n, self.cfg.max_evaluations - self.next_id)
-        proposals = self.strategy.ask(n)
+        proposals = self.strategy.ask(n) if n > 0 else []
+        n_new = len(proposals)
+        proposals += self._promotions()  # multi-fidelity: best candidates of each rung continue
         for cb in self.callbacks:
             cb.on_generation_start(self, self.generation, len(proposals))
         ids = list(range(self.next_id, self.next_id + len(proposals)))
@@ -304,10 +321,44 @@ class Study(Run):
             self._evaluate(todo[start:start + chunk], elites, outcomes)
         kept = [(cid, p) for cid, p in zip(ids, proposals, strict=True) if cid < cut]
         ordered = [outcomes[cid] for cid, _ in kept]
-        self.strategy.tell([Result(o.candidate_id, p.genome, o.status, o.values, tuple(p.parents), o.reason)
-                            for o, (_, p) in zip(ordered, kept, strict=True)])
+        results = [Result(o.candidate_id, p.genome, o.status, o.values, tuple(p.parents), o.reason)
+                   for o, (_, p) in zip(ordered, kept, strict=True)]
+        self.strategy.tell(results[:n_new])
+        self.strategy.update(results[n_new:])  # a promoted genome's better-trained score
         self.next_id += len(kept)
         return ordered
+
+    def _promotions(self) -> list[Proposal]:
+        """Continuations the rung scheduler promotes (one new row each, same genome, parent = the row)."""
+        if self.scheduler is None:
+            return []
+        scored = []
+        for r in completed(self.store, self.setup.objectives):
+            if r["id"] >= self.next_id:  # rows of the interrupted generation are re-done, not ranked
+                continue
+            scored.append((Result(r["id"], genome_from_dict(r["genome"]), r["status"], r["objective_values"]),
+                           int(r["train"].get("rung", 0))))
+        return [Proposal(genome=next(res.genome for res, _ in scored if res.candidate_id == pr.candidate_id),
+                         parents=(pr.candidate_id,), operator="continue",
+                         operator_args={"rung": pr.rung, "steps": pr.steps})
+                for pr in self.scheduler.promotions(scored, self.setup.objectives)]
+
+    def _job(self, cid: int, p: Proposal, seed: int, elites: set[str]) -> EvalJob:
+        """The evaluation job of proposal ``p``: how it starts (inherit / continue / morph), its budget."""
+        parent_w = self._parent_weights(p)
+        parent = self.store.candidate(p.parents[0]) if p.parents else None
+        lineage = int(parent["train"].get("steps_total", parent["train"].get("steps", 0))) if parent else 0
+        kw: dict[str, Any] = {"steps": self.scheduler.first_steps if self.scheduler else None, "lineage_steps": 0}
+        opt = str(optimizer_path(parent_w)) if parent_w else None
+        if p.operator == "continue" and parent is not None:
+            kw = {"start": "continue", "parent_optimizer": opt, "steps": int(p.operator_args["steps"]),
+                  "lineage_steps": lineage, "rung": int(p.operator_args["rung"])}
+        elif self.cfg.lamarckian and parent is not None and p.operator in exact_morphs():
+            kw.update(start="morph", parent_optimizer=opt, lineage_steps=lineage,
+                      morph={"operator": p.operator, "info": p.operator_args[p.operator],
+                             "parent_genome": parent["genome"]})
+        return EvalJob(cid, p.genome.to_dict(), seed, str(self.store.weights_path(cid)), self.setup.context,
+                       parent_w, priority=self._priority(p.genome, elites), **kw)
 
     def _evaluate(self, todo: list[tuple[int, Proposal]], elites: set[str], outcomes: dict[int, EvalOutcome]) -> None:
         """Record, run and store candidates ``todo`` (id, proposal) through the executor."""
@@ -316,9 +367,7 @@ class Study(Run):
             seed = candidate_seed(self.cfg.seed, cid)
             self.store.add_candidate(cid, self.generation, p.genome.to_dict(), p.genome.hash, list(p.parents),
                                      p.operator, p.operator_args, seed)
-            jobs.append(EvalJob(cid, p.genome.to_dict(), seed, str(self.store.weights_path(cid)),
-                                self.setup.context, self._parent_weights(p),
-                                priority=self._priority(p.genome, elites)))
+            jobs.append(self._job(cid, p, seed, elites))
         run = getattr(self.executor, "imap", None) or self.executor.map  # imap: store each as it ends
         for out in run(self.evaluate_fn, jobs):
             if out.status == "FAILED" and out.reason.startswith(DISK_FAILURE):

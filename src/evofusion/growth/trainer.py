@@ -14,13 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from evofusion.distill.loop import TrainConfig, augment, evaluate_accuracy, lr_at, make_optimizer
+from evofusion.distill.loop import MOMENTS, TrainConfig, augment, evaluate_accuracy, lr_at, make_optimizer
 from evofusion.distill.losses import kd_loss
 from evofusion.errors import CandidateFailed
 from evofusion.objectives.metrics import flops_and_macs
 from evofusion.operators.morph import MorphResult, Plan, apply_plan
-
-MOMENTS = ("exp_avg", "exp_avg_sq", "momentum_buffer")  # optimizer state mapped like the weights
 
 
 def carry_optimizer(plan: Plan, parent: nn.Module, parent_opt: torch.optim.Optimizer, child: nn.Module,

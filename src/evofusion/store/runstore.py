@@ -398,7 +398,9 @@ class RunStore:
             return None if path is None else ""
         p = Path(path)
         if not p.is_absolute():
-            return p.as_posix()
+            if (self.dir / p).exists():  # already relative to the run directory
+                return p.as_posix()
+            p = p.absolute()  # relative to the working directory (a run directory given relatively)
         for base in {self.dir.absolute(), self.dir.resolve()}:
             try:
                 return p.relative_to(base).as_posix()

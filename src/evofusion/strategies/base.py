@@ -101,6 +101,18 @@ class Strategy(ABC):
         self.n_failed += len(results) - len(usable)
         self._tell(usable)
 
+    def update(self, results: list[Result]) -> None:
+        """Better-trained scores of genomes already told (multi-fidelity promotions): a member of the
+        strategy's population with the same genome takes the new result. Strategies without a
+        population ignore it. Unusable results are dropped as in ``tell``."""
+        population = getattr(self, "population", None)
+        if not isinstance(population, list):
+            return
+        new = {r.genome.hash: r for r in results if r.usable(self.objectives)}
+        for i, member in enumerate(population):
+            if isinstance(member, Result) and member.genome.hash in new:
+                population[i] = new[member.genome.hash]
+
     @abstractmethod
     def _ask(self, n: int) -> list[Proposal]: ...
 

@@ -1,0 +1,275 @@
+"""Search vs the user's alternatives at equal wall clock, side by side (issue 12).
+
+Fashion-MNIST, the zoo's default teacher (small_cnn, cached logits), KD recipe alpha 0.5, T 4.
+Arms (each one process, torch threads 1, ``--minutes`` of search, then the same final KD
+fine-tune of its best-validation student at <= 10k and <= 50k params, ``--final-minutes`` in all):
+
+* ``ef_mf``: EvoFusion NSGA-II + multi-fidelity rungs (continuation) + Lamarckian FP children;
+* ``ef_nomf``: the same without rungs (every candidate ``--steps`` steps once);
+* ``ef_fixed``: today's fixed-budget NSGA-II (main's default 200 steps, overlap-copy inheritance);
+* ``ef_random``: EvoFusion random search, ``--steps`` steps a candidate;
+* ``optuna``: Optuna's NSGAIISampler over a 3-stage GAP-CNN space (widths 4-64, depth 1-2, kernel 3/5),
+  every trial 3 KD epochs from the same cached logits (SGD nesterov, OneCycle lr 0.05), the script a
+  user writes instead of EvoFusion (optuna is a benchmark-only dependency: ``pip install optuna``).
+
+Metrics: hypervolume of (test error, log10 params) with reference (0.30, 6.0) over the arm's
+validation-Pareto set, each member scored on the test split with the weights the search left; the
+same hypervolume on validation error over wall time (the curve); best test accuracy at <= 10k and
+<= 50k params after the fine-tune; candidates evaluated. Two arms run side by side; the load
+average is printed beside the table.
+
+Run: ``.venv/bin/python benchmarks/search_vs_peers.py [--minutes 20] [--seeds 0 1 2] [--out bench_runs/peers]``
+One arm: ``... arm --name ef_mf --seed 0``. Budget: (arms x seeds / 2) x (minutes + final-minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REF = (0.30, 6.0)
+LIMITS = (10_000, 50_000)
+
+
+def _space() -> dict[str, Any]:
+    return {"max_stages": 4, "widths": [4, 8, 12, 16, 24, 32, 48, 64], "max_depth": 2, "head_hidden": [0, 32]}
+
+
+def ef_config(name: str, seed: int, a: argparse.Namespace) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "seed": seed, "generations": 100000, "max_seconds": a.minutes * 60, "threads": 1,
+        "data": {"name": "fashion-mnist"},
+        "distill": {"steps": 200 if name == "ef_fixed" else a.steps, "batch_size": 128, "alpha": 0.5,
+                    "temperature": 4.0},
+        "final": {"top_k": 0},
+        "space": _space(),
+        "strategy": {"name": "random" if name == "ef_random" else "nsga2", "population": a.population},
+        "objectives": {"names": ["accuracy", "params"], "constraints": ["params <= 100000"]},
+    }
+    if name in ("ef_mf", "ef_nomf"):
+        cfg["lamarckian"] = True
+        cfg["strategy"]["params"] = {"crossover_prob": 0.5}
+    if name == "ef_mf":
+        cfg["scheduler"] = {"rungs": a.rungs, "eta": a.eta}
+    return cfg
+
+
+def run_ef(name: str, seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
+    """Every COMPLETE candidate: params, val accuracy, its weights (for test scoring), finish time."""
+    from evofusion import Study
+    from evofusion.genome import genome_from_dict
+
+    study = Study.create(ef_config(name, seed, a), out / "run", log=print)
+    t0 = time.time()
+    study.optimize()
+    rows = []
+    for r in study.store.candidates("COMPLETE"):
+        rows.append({"genome": genome_from_dict(r["genome"]).to_dict(), "params": r["objective_values"]["params"],
+                     "val": r["objective_values"]["accuracy"], "t": (r["finished"] or t0) - t0,
+                     "weights": str(study.store.resolve(r["weights_file"])),
+                     "steps_total": r["train"].get("steps_total", r["train"].get("steps"))})
+    study.close()
+    return rows
+
+
+def run_optuna(seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
+    import optuna
+    import torch
+
+    from evofusion.config import validate_config
+    from evofusion.data import load_dataset
+    from evofusion.distill import TrainConfig, evaluate_accuracy, train
+    from evofusion.engine.context import cache_root, load_arrays, prepare_arrays
+    from evofusion.engine.study import resolve_teacher
+    from evofusion.genome import HeadGene, StageGene, StudentGenome, build
+    from evofusion.store.weights import save_weights
+    from evofusion.teachers import TeacherCache
+
+    cfg = validate_config({"data": {"name": "fashion-mnist"}})
+    splits = load_dataset("fashion-mnist")
+    root = cache_root()
+    teacher = resolve_teacher(cfg, splits, root)
+    cached = TeacherCache(root / "teachers").get(teacher, splits)
+    arrays = load_arrays(str(prepare_arrays(splits, root)), str(cached.dir))
+    rows: list[dict[str, Any]] = []
+    t0 = time.time()
+    (out / "weights").mkdir(parents=True, exist_ok=True)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        stages = tuple(StageGene(trial.suggest_int(f"w{i}", 4, 64, log=True), depth=trial.suggest_int(f"d{i}", 1, 2),
+                                 kernel=trial.suggest_categorical(f"k{i}", [3, 5])) for i in range(3))
+        g = StudentGenome(stages=stages, head=HeadGene("gap"))
+        model = build(g, seed=seed * 1000 + trial.number)
+        train(model, arrays["train_x"], arrays["train_y"],
+              TrainConfig(epochs=3, optimizer="sgd", lr=0.05, schedule="onecycle", alpha=0.5, temperature=4.0,
+                          batch_size=128), teacher_logits=arrays["train_t"],
+              generator=torch.Generator().manual_seed(seed * 1000 + trial.number))
+        acc = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
+        params = float(sum(p.numel() for p in model.parameters()))
+        w = out / "weights" / f"{trial.number}.safetensors"
+        save_weights(model, w)
+        rows.append({"genome": g.to_dict(), "params": params, "val": acc, "t": time.time() - t0, "weights": str(w),
+                     "steps_total": 3 * math.ceil(len(arrays["train_y"]) / 128)})
+        return acc, params
+
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.NSGAIISampler(seed=seed, population_size=a.population))
+    study.optimize(objective, timeout=a.minutes * 60)
+    return rows
+
+
+def pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The validation-Pareto set (max val accuracy, min params)."""
+    return [r for r in rows if not any(o["val"] >= r["val"] and o["params"] <= r["params"]
+                                       and (o["val"] > r["val"] or o["params"] < r["params"]) for o in rows)]
+
+
+def hv(points: list[tuple[float, float]]) -> float:
+    from evofusion.objectives.pareto import hypervolume
+
+    return float(hypervolume(np.asarray(points, dtype=float).reshape(-1, 2), np.asarray(REF)))
+
+
+def finish_arm(name: str, rows: list[dict[str, Any]], a: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    """Test-score the validation-Pareto set; fine-tune the best-validation student of each size class."""
+    import torch
+    from safetensors.torch import load_file
+
+    from evofusion.distill import TrainConfig, evaluate_accuracy, train
+    from evofusion.engine.context import cache_root, load_arrays
+    from evofusion.genome import build, genome_from_dict
+
+    data = next((cache_root() / "data").glob("fashion-mnist-*"))
+    tdir = next(p.parent for p in (cache_root() / "teachers").rglob("train.npy"))
+    arrays = load_arrays(str(data), str(tdir))
+
+    def model_of(r: dict[str, Any]) -> torch.nn.Module:
+        m = build(genome_from_dict(r["genome"]))
+        m.load_state_dict(load_file(r["weights"]))
+        return m
+
+    front = pareto(rows)
+    test_err = {id(r): 1 - evaluate_accuracy(model_of(r), arrays["test_x"], arrays["test_y"]) for r in front}
+    curve = []
+    for minute in np.linspace(0, a.minutes, 9)[1:]:
+        seen = [r for r in rows if r["t"] <= minute * 60]
+        curve.append(round(hv([(1 - r["val"], math.log10(r["params"])) for r in pareto(seen)]) if seen else 0.0, 4))
+    best: dict[str, Any] = {}
+    per = a.final_minutes * 60 / len(LIMITS)
+    for limit in LIMITS:
+        cand = [r for r in rows if r["params"] <= limit]
+        if not cand:
+            best[str(limit)] = None
+            continue
+        r = max(cand, key=lambda r: r["val"])
+        model = model_of(r)
+        t0 = time.perf_counter()
+        steps_per_epoch = math.ceil(len(arrays["train_y"]) / 128)
+        probe = TrainConfig(steps=20, batch_size=128, alpha=0.5, temperature=4.0, augment="flip", lr=3e-3)
+        tp = time.perf_counter()
+        train(model_of(r), arrays["train_x"], arrays["train_y"], probe, teacher_logits=arrays["train_t"])
+        step_s = (time.perf_counter() - tp) / 20
+        steps = max(steps_per_epoch, int(per / max(step_s, 1e-3) * 0.85))  # fits the fine-tune budget
+        train(model, arrays["train_x"], arrays["train_y"],
+              TrainConfig(steps=steps, batch_size=128, alpha=0.5, temperature=4.0, augment="flip", lr=3e-3,
+                          schedule="onecycle"), teacher_logits=arrays["train_t"],
+              generator=torch.Generator().manual_seed(0))
+        best[str(limit)] = {"params": r["params"], "val_search": r["val"],
+                            "test": evaluate_accuracy(model, arrays["test_x"], arrays["test_y"]),
+                            "finetune_steps": steps, "finetune_s": time.perf_counter() - t0}
+    return {"arm": name, "evaluated": len(rows), "front": len(front), "search_s": seconds,
+            "hv_test": hv([(test_err[id(r)], math.log10(r["params"])) for r in front]),
+            "hv_val_curve": curve, "best": best,
+            "max_steps_total": max((r.get("steps_total") or 0) for r in rows) if rows else 0}
+
+
+def arm(a: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(a.out) / f"{a.name}-{a.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rows = run_optuna(a.seed, a, out) if a.name == "optuna" else run_ef(a.name, a.seed, a, out)
+    res = finish_arm(a.name, rows, a, time.perf_counter() - t0)
+    res["seed"] = a.seed
+    (out / "result.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", nargs="?", default="all", choices=["all", "arm", "teacher"])
+    ap.add_argument("--name", default="ef_mf")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--minutes", type=float, default=20)
+    ap.add_argument("--final-minutes", type=float, default=5)
+    ap.add_argument("--population", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--rungs", type=int, nargs="+", default=[100, 300, 900, 2700])
+    ap.add_argument("--eta", type=float, default=3.0)
+    ap.add_argument("--arms", nargs="+", default=["ef_mf", "optuna", "ef_nomf", "ef_random", "ef_fixed"])
+    ap.add_argument("--out", default="bench_runs/peers")
+    a = ap.parse_args()
+    if a.mode == "arm":
+        arm(a)
+        return
+    # the teacher and the cached logits first (once), so no arm pays for them
+    from evofusion import Study
+
+    Study.create({"data": {"name": "fashion-mnist"}, "generations": 1}, Path(a.out) / "_teacher_probe",
+                 log=print).close()
+    if a.mode == "teacher":
+        return
+    jobs = [(n, s) for n in a.arms for s in (a.seeds if n in ("ef_mf", "optuna") else a.seeds[:1])]
+    common = ["--minutes", str(a.minutes), "--final-minutes", str(a.final_minutes), "--population",
+              str(a.population), "--steps", str(a.steps), "--eta", str(a.eta), "--out", a.out, "--rungs",
+              *map(str, a.rungs)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    results = []
+    while jobs:
+        pair, jobs = jobs[:2], jobs[2:]
+        procs = [subprocess.Popen([sys.executable, __file__, "arm", "--name", n, "--seed", str(s), *common], env=env,
+                                  stdout=open(Path(a.out) / f"{n}-{s}.log", "w"), stderr=subprocess.STDOUT)
+                 for n, s in pair]
+        for p in procs:
+            p.wait()
+        for n, s in pair:
+            f = Path(a.out) / f"{n}-{s}" / "result.json"
+            if f.exists():
+                results.append(json.loads(f.read_text()))
+        print(f"done {pair}; load average {os.getloadavg()}", flush=True)
+    table(results, a)
+
+
+def table(results: list[dict[str, Any]], a: argparse.Namespace) -> None:
+    print(f"\nFashion-MNIST, {a.minutes:g} min search + <= {a.final_minutes:g} min fine-tune per arm, 1 thread, "
+          f"two arms side by side; load average at the end {os.getloadavg()[0]:.2f}")
+    print("| arm | seeds | HV test (median) | best test <= 10k | best test <= 50k | evaluated | HV(val) at 1/4, 1/2, 1 of the time |")
+    print("|---|---|---|---|---|---|---|")
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by.setdefault(r["arm"], []).append(r)
+    for name, rs in by.items():
+        def med(vals: list[float | None]) -> str:
+            v = [x for x in vals if x is not None]
+            return f"{np.median(v):.4f}" if v else "-"
+        b10 = [r["best"]["10000"]["test"] if r["best"].get("10000") else None for r in rs]
+        b50 = [r["best"]["50000"]["test"] if r["best"].get("50000") else None for r in rs]
+        curve = np.median([r["hv_val_curve"] for r in rs], axis=0)
+        print(f"| {name} | {len(rs)} | {med([r['hv_test'] for r in rs])} | {med(b10)} | {med(b50)} | "
+              f"{int(np.median([r['evaluated'] for r in rs]))} | {curve[1]:.3f}, {curve[3]:.3f}, {curve[-1]:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
