@@ -21,7 +21,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from evofusion.distill.loop import MOMENTS, TrainConfig, make_optimizer
 from evofusion.engine.inherit import inherit_weights
+from evofusion.operators.morph import Plan, apply_plan
 
 OPTIMIZER_SUFFIX = ".optim.safetensors"
 
@@ -55,10 +57,9 @@ def start_model(job: Any, genome: Any, model: nn.Module, info: dict[str, Any]
 
 def _morph_start(job: Any, genome: Any, info: dict[str, Any], parent_weights: str
                  ) -> tuple[nn.Module, dict[str, torch.Tensor] | None]:
-    from evofusion.distill.loop import TrainConfig, load_optimizer_tensors, make_optimizer, optimizer_tensors
+    from evofusion.distill.loop import load_optimizer_tensors, optimizer_tensors
     from evofusion.genome import build, genome_from_dict
     from evofusion.genome.space import SearchSpace
-    from evofusion.growth.trainer import carry_optimizer
     from evofusion.operators import create_operator
     from evofusion.operators.morph import morph
 
@@ -80,3 +81,35 @@ def _morph_start(job: Any, genome: Any, info: dict[str, Any], parent_weights: st
     load_optimizer_tensors(parent, parent_opt, state)
     child_opt = carry_optimizer(res.plan, parent, parent_opt, res.model, cfg)
     return res.model, optimizer_tensors(res.model, child_opt)
+
+
+def carry_optimizer(plan: Plan, parent: nn.Module, parent_opt: torch.optim.Optimizer, child: nn.Module,
+                    cfg: TrainConfig) -> torch.optim.Optimizer:
+    """A fresh optimizer for ``child`` whose per-parameter state (AdamW moments, SGD momentum, step)
+    is the parent's mapped through ``plan``; parameters the plan initializes anew get fresh state."""
+    opt = make_optimizer(child, cfg)
+    by_name = {n: parent_opt.state.get(p, {}) for n, p in parent.named_parameters()}
+    child_params = dict(child.named_parameters())
+    templates = {n: p.detach() for n, p in child_params.items()}
+    per_key = {k: {n: st[k].detach().cpu() for n, st in by_name.items() if k in st and torch.is_tensor(st[k])}
+               for k in MOMENTS}
+    mapped = {k: apply_plan(plan, v, {n: t.cpu() for n, t in templates.items()}, state=True)
+              for k, v in per_key.items() if v}
+    for name, p in child_params.items():
+        src = plan.get(name)
+        if src is None or torch.is_tensor(src):
+            continue
+        parent_state = by_name.get(src.name, {})
+        state: dict[str, Any] = {}
+        for k, m in mapped.items():
+            if name in m:
+                state[k] = m[name].to(p.device)
+        if not state:
+            continue
+        if "step" in parent_state:
+            state["step"] = parent_state["step"].clone() if torch.is_tensor(parent_state["step"]) \
+                else parent_state["step"]
+        opt.state[p] = state
+    for g_new, g_old in zip(opt.param_groups, parent_opt.param_groups, strict=True):
+        g_new["lr"] = g_old["lr"]
+    return opt

@@ -28,7 +28,7 @@ import torch
 from pydantic import Field
 
 from evofusion.config import DataConfig, RecipeConfig, Strict, TeacherConfig, check_data_name, validate_model
-from evofusion.distill.loop import make_optimizer
+from evofusion.distill.loop import MOMENTS, make_optimizer
 from evofusion.engine.callbacks import Callback
 from evofusion.engine.run import Run
 from evofusion.errors import ConfigError
@@ -36,7 +36,7 @@ from evofusion.genome.build import build
 from evofusion.genome.space import SearchSpace
 from evofusion.genome.spec import StageGene, StudentGenome
 from evofusion.growth.controller import Controller, Edit, create_controller
-from evofusion.growth.trainer import MOMENTS, GrowthTrainer
+from evofusion.growth.trainer import GrowthTrainer
 from evofusion.objectives.base import ObjectiveSet
 from evofusion.operators import create_operator
 from evofusion.operators.morph import MorphOperator, morph, morph_operator_names, params_of

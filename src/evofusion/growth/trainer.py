@@ -9,48 +9,15 @@ optimizer state carried through the morph's plan, and counting training FLOPs.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from evofusion.distill.loop import MOMENTS, TrainConfig, augment, evaluate_accuracy, lr_at, make_optimizer
+from evofusion.distill.loop import TrainConfig, augment, evaluate_accuracy, lr_at, make_optimizer
 from evofusion.distill.losses import kd_loss
+from evofusion.engine.lamarck import carry_optimizer  # noqa: F401 - used below and re-exported
 from evofusion.errors import CandidateFailed
 from evofusion.objectives.metrics import flops_and_macs
-from evofusion.operators.morph import MorphResult, Plan, apply_plan
-
-
-def carry_optimizer(plan: Plan, parent: nn.Module, parent_opt: torch.optim.Optimizer, child: nn.Module,
-                    cfg: TrainConfig) -> torch.optim.Optimizer:
-    """A fresh optimizer for ``child`` whose per-parameter state (AdamW moments, SGD momentum, step)
-    is the parent's mapped through ``plan``; parameters the plan initializes anew get fresh state."""
-    opt = make_optimizer(child, cfg)
-    by_name = {n: parent_opt.state.get(p, {}) for n, p in parent.named_parameters()}
-    child_params = dict(child.named_parameters())
-    templates = {n: p.detach() for n, p in child_params.items()}
-    per_key = {k: {n: st[k].detach().cpu() for n, st in by_name.items() if k in st and torch.is_tensor(st[k])}
-               for k in MOMENTS}
-    mapped = {k: apply_plan(plan, v, {n: t.cpu() for n, t in templates.items()}, state=True)
-              for k, v in per_key.items() if v}
-    for name, p in child_params.items():
-        src = plan.get(name)
-        if src is None or torch.is_tensor(src):
-            continue
-        parent_state = by_name.get(src.name, {})
-        state: dict[str, Any] = {}
-        for k, m in mapped.items():
-            if name in m:
-                state[k] = m[name].to(p.device)
-        if not state:
-            continue
-        if "step" in parent_state:
-            state["step"] = parent_state["step"].clone() if torch.is_tensor(parent_state["step"]) \
-                else parent_state["step"]
-        opt.state[p] = state
-    for g_new, g_old in zip(opt.param_groups, parent_opt.param_groups, strict=True):
-        g_new["lr"] = g_old["lr"]
-    return opt
+from evofusion.operators.morph import MorphResult
 
 
 class BatchStream:
