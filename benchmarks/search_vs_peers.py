@@ -25,9 +25,11 @@ One arm: ``... arm --name ef_mf --seed 0``. Budget: (arms x seeds / 2) x (minute
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,11 +39,16 @@ from typing import Any
 import numpy as np
 
 REF = (0.30, 6.0)
+WIDTHS = [4, 6, 8, 12, 16, 24, 32, 48, 64]
 LIMITS = (10_000, 50_000)
 
 
 def _space() -> dict[str, Any]:
-    return {"max_stages": 4, "widths": [4, 8, 12, 16, 24, 32, 48, 64], "max_depth": 2, "head_hidden": [0, 32]}
+    """The space Optuna's arm samples, in EvoFusion's terms: 3 conv stages of 4-64 channels, depth 1-2,
+    kernel 3 or 5, ReLU, 2x2 max pool after each stage, global-average-pool head (a GAP-CNN)."""
+    return {"min_stages": 3, "max_stages": 3, "widths": WIDTHS, "min_depth": 1,
+            "max_depth": 2, "kernels": [3, 5], "activations": ["relu"], "pools": ["max"], "allow_skip": False,
+            "head_kinds": ["gap"], "head_hidden": [0]}
 
 
 def ef_config(name: str, seed: int, a: argparse.Namespace) -> dict[str, Any]:
@@ -58,8 +65,12 @@ def ef_config(name: str, seed: int, a: argparse.Namespace) -> dict[str, Any]:
     if name in ("ef_mf", "ef_nomf"):
         cfg["lamarckian"] = True
         cfg["strategy"]["params"] = {"crossover_prob": 0.5}
-    if name == "ef_mf":
+    if name in ("ef_mf", "ef_mf_ctrl"):
+        cfg["lamarckian"] = True
+        cfg["strategy"]["params"] = {"crossover_prob": 0.5}
         cfg["scheduler"] = {"rungs": a.rungs, "eta": a.eta}
+    if name == "ef_mf_ctrl":  # the same loop with the operator controller (discounted UCB1)
+        cfg["controller"] = {"name": "bandit"}
     return cfg
 
 
@@ -70,7 +81,11 @@ def run_ef(name: str, seed: int, a: argparse.Namespace, out: Path) -> list[dict[
 
     study = Study.create(ef_config(name, seed, a), out / "run", log=print)
     t0 = time.time()
-    study.optimize()
+    try:
+        with deadline(a.minutes * 60):
+            study.optimize()
+    except Deadline:
+        print(f"{name}: the {a.minutes:g}-minute budget ended; candidates finished by then count")
     rows = []
     for r in study.store.candidates("COMPLETE"):
         rows.append({"genome": genome_from_dict(r["genome"]).to_dict(), "params": r["objective_values"]["params"],
@@ -105,13 +120,13 @@ def run_optuna(seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, An
     (out / "weights").mkdir(parents=True, exist_ok=True)
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
-        stages = tuple(StageGene(trial.suggest_int(f"w{i}", 4, 64, log=True), depth=trial.suggest_int(f"d{i}", 1, 2),
+        stages = tuple(StageGene(trial.suggest_categorical(f"w{i}", WIDTHS), depth=trial.suggest_int(f"d{i}", 1, 2),
                                  kernel=trial.suggest_categorical(f"k{i}", [3, 5])) for i in range(3))
         g = StudentGenome(stages=stages, head=HeadGene("gap"))
         model = build(g, seed=seed * 1000 + trial.number)
         train(model, arrays["train_x"], arrays["train_y"],
-              TrainConfig(epochs=3, optimizer="sgd", lr=0.05, schedule="onecycle", alpha=0.5, temperature=4.0,
-                          batch_size=128), teacher_logits=arrays["train_t"],
+              TrainConfig(epochs=3, optimizer="adamw", lr=3e-3, weight_decay=5e-4, schedule="onecycle", alpha=0.5,
+                          temperature=4.0, batch_size=128), teacher_logits=arrays["train_t"],
               generator=torch.Generator().manual_seed(seed * 1000 + trial.number))
         acc = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
         params = float(sum(p.numel() for p in model.parameters()))
@@ -123,8 +138,32 @@ def run_optuna(seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, An
 
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.NSGAIISampler(seed=seed, population_size=a.population))
-    study.optimize(objective, timeout=a.minutes * 60)
+    try:
+        with deadline(a.minutes * 60):
+            study.optimize(objective, timeout=a.minutes * 60)
+    except Deadline:
+        print(f"optuna: the {a.minutes:g}-minute budget ended; trials finished by then count")
     return rows
+
+
+class Deadline(BaseException):  # not an Exception: no candidate handler may catch it as a failure
+    """The arm's wall-clock budget ended (raised from SIGALRM inside whatever is training)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Any:
+    """A hard wall-clock budget for an arm: whatever runs at the end (an Optuna trial, an EvoFusion
+    candidate) is interrupted and does not count, so every arm gets exactly the same time."""
+    def fire(*_: Any) -> None:
+        raise Deadline
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -208,7 +247,7 @@ def arm(a: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", nargs="?", default="all", choices=["all", "arm", "teacher"])
+    ap.add_argument("mode", nargs="?", default="all", choices=["all", "arm", "teacher", "table"])
     ap.add_argument("--name", default="ef_mf")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -216,13 +255,18 @@ def main() -> None:
     ap.add_argument("--final-minutes", type=float, default=5)
     ap.add_argument("--population", type=int, default=8)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--rungs", type=int, nargs="+", default=[100, 300, 900, 2700])
+    ap.add_argument("--rungs", type=int, nargs="+", default=[150, 450, 1350, 4050])
     ap.add_argument("--eta", type=float, default=3.0)
     ap.add_argument("--arms", nargs="+", default=["ef_mf", "optuna", "ef_nomf", "ef_random", "ef_fixed"])
     ap.add_argument("--out", default="bench_runs/peers")
     a = ap.parse_args()
     if a.mode == "arm":
         arm(a)
+        return
+    if a.mode == "table":  # the table and plot again from every result.json under --out
+        results = [json.loads(f.read_text()) for f in sorted(Path(a.out).glob("*/result.json"))]
+        table(results, a)
+        plot(results, a.minutes, Path(a.out))
         return
     # the teacher and the cached logits first (once), so no arm pays for them
     from evofusion import Study
@@ -250,6 +294,58 @@ def main() -> None:
                 results.append(json.loads(f.read_text()))
         print(f"done {pair}; load average {os.getloadavg()}", flush=True)
     table(results, a)
+    plot(results, a.minutes, Path(a.out))
+
+
+COLOURS = {"ef_mf": "#1f77b4", "ef_mf_ctrl": "#17becf", "optuna": "#d62728", "ef_nomf": "#2ca02c",
+           "ef_random": "#9467bd", "ef_fixed": "#7f7f7f"}
+
+
+def plot(results: list[dict[str, Any]], minutes: float, out: Path) -> None:
+    """Hypervolume (validation) against wall time, median over seeds per arm: ``hv_time.svg`` (for the
+    README, no dependency) and ``hv_time.html`` (plotly, self-contained)."""
+    by: dict[str, list[list[float]]] = {}
+    for r in results:
+        by.setdefault(r["arm"], []).append(r["hv_val_curve"])
+    times = list(np.linspace(0, minutes, 9)[1:])
+    curves = {n: [float(v) for v in np.median(c, axis=0)] for n, c in by.items()}
+    w, h, pad = 640, 360, 50
+    top = max([max(c) for c in curves.values()] + [0.1]) * 1.1
+
+    def xy(t: float, v: float) -> str:
+        return f"{pad + (w - 2 * pad) * t / minutes:.1f},{h - pad - (h - 2 * pad) * v / top:.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" '
+             'font-size="12">', f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="black"/>',
+             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="black"/>',
+             f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">wall time (min), one core per arm</text>',
+             f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle">'
+             'hypervolume (val error, log10 params)</text>']
+    for k in range(5):
+        v = top * k / 4
+        parts.append(f'<text x="{pad - 6}" y="{h - pad - (h - 2 * pad) * k / 4 + 4:.1f}" text-anchor="end">'
+                     f'{v:.2f}</text>')
+    for t in times[1::2]:
+        parts.append(f'<text x="{pad + (w - 2 * pad) * t / minutes:.1f}" y="{h - pad + 16}" '
+                     f'text-anchor="middle">{t:g}</text>')
+    for i, (n, c) in enumerate(sorted(curves.items())):
+        col = COLOURS.get(n, "#000")
+        pts = " ".join([xy(0, 0)] + [xy(t, v) for t, v in zip(times, c, strict=True)])
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2"/>')
+        parts.append(f'<text x="{pad + 10}" y="{pad + 14 * i}" fill="{col}">{n} ({len(by[n])} seed'
+                     f'{"s" if len(by[n]) > 1 else ""})</text>')
+    parts.append("</svg>")
+    (out / "hv_time.svg").write_text("\n".join(parts))
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        return
+    fig = go.Figure([go.Scatter(x=[0, *times], y=[0, *c], name=n, line={"color": COLOURS.get(n)})
+                     for n, c in sorted(curves.items())])
+    fig.update_layout(xaxis_title="wall time (min)", yaxis_title="hypervolume (val error, log10 params)",
+                      title="search_vs_peers: hypervolume over wall time (median of seeds)")
+    fig.write_html(out / "hv_time.html", include_plotlyjs=True)
 
 
 def table(results: list[dict[str, Any]], a: argparse.Namespace) -> None:

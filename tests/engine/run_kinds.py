@@ -13,7 +13,7 @@ from tests.conftest import tiny_config
 # run kinds, plus a search with multi-fidelity rungs and Lamarckian starts (kill mid-rung, resume)
 KINDS = ["search", "search_mf", "prune", "grow", "weights"]
 STEPS = {"search": 3, "search_mf": 3, "prune": 3, "grow": 4, "weights": 3}  # checkpoints of a whole run
-MF = {"scheduler": {"rungs": [6, 18, 54], "eta": 2}, "lamarckian": True}
+MF = {"scheduler": {"rungs": [6, 18, 54], "eta": 2}, "lamarckian": True, "controller": {"name": "bandit"}}
 QUIET = {"log": lambda *_: None}
 
 

@@ -107,19 +107,25 @@ def test_plateau_stops_the_run(tmp_path: Path) -> None:
     assert out["stopped"].startswith("plateau") and out["step"] == 20
 
 
-def test_optimizer_state_is_carried_through_a_widen() -> None:
+def _adam_trained_student(steps: int) -> tuple[StudentGenome, torch.nn.Module, torch.optim.Optimizer, Any]:
+    """A tiny student after ``steps`` AdamW steps (so its optimizer has moments to carry)."""
+    from evofusion.distill.loop import TrainConfig, make_optimizer
+
     g = StudentGenome(stages=(StageGene(4), StageGene(8)), in_channels=1, input_size=8, num_classes=10)
     torch.manual_seed(0)
     model = build(g)
-    from evofusion.distill.loop import TrainConfig, make_optimizer
-
     cfg = TrainConfig()
     opt = make_optimizer(model, cfg)
-    for _ in range(2):
+    for _ in range(steps):
         loss = model(torch.randn(8, 1, 8, 8)).logsumexp(1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return g, model, opt, cfg
+
+
+def test_optimizer_state_is_carried_through_a_widen() -> None:
+    g, model, opt, cfg = _adam_trained_student(steps=2)
     from evofusion.genome.space import SearchSpace
 
     op = create_operator("fp_widen", SearchSpace(input_size=8, widths=(4, 8, 12)))
@@ -224,3 +230,54 @@ def test_rewarm_ramps_the_learning_rate_after_a_swap(tmp_path: Path) -> None:
         assert tr.lr_at(30) == pytest.approx(3e-3)
     finally:
         run.close()
+
+
+def test_a_kernel_enlargement_starts_its_new_taps_without_velocity() -> None:
+    """fp_kernel pads 3x3 to 5x5: the new taps' first moments are 0 (they must not all move one shared
+    way), their second moments the tensor's mean (no several-fold first Adam steps)."""
+    from evofusion.genome.space import SearchSpace
+
+    g, model, opt, cfg = _adam_trained_student(steps=3)
+    op = create_operator("fp_kernel", SearchSpace(input_size=8, kernels=(3, 5)))
+    child_g, info = next((c, i) for c, i in op.edits(g, np.random.default_rng(0)) if i.get("stage") == 0)
+    res = morph(op, model, child_g, info, np.random.default_rng(0))
+    new_opt = carry_optimizer(res.plan, model, opt, res.model, cfg)
+    name = "stages.0.blocks.0.0.weight"
+    old_st = opt.state[dict(model.named_parameters())[name]]
+    new_st = new_opt.state[dict(res.model.named_parameters())[name]]
+    assert new_st["exp_avg"].shape[-1] == 5
+    torch.testing.assert_close(new_st["exp_avg"][..., 1:4, 1:4], old_st["exp_avg"])
+    border = torch.ones(5, 5, dtype=torch.bool)
+    border[1:4, 1:4] = False
+    assert float(new_st["exp_avg"][..., border].abs().max()) == 0.0
+    assert torch.allclose(new_st["exp_avg_sq"][..., border], old_st["exp_avg_sq"].mean().expand_as(
+        new_st["exp_avg_sq"][..., border]))
+
+
+def test_plateau_trigger_grows_only_when_accuracy_stops_rising(tmp_path: Path) -> None:
+    clock = GrowthRun.create(_cfg(**{"controller.name": "random"}), tmp_path / "c", log=lambda *_: None)
+    try:
+        clock.run()
+        n_clock = clock.events
+    finally:
+        clock.close()
+    run = GrowthRun.create(_cfg(**{"controller.name": "random", "growth.trigger": "plateau",
+                                   "growth.plateau_delta": 1.0}), tmp_path / "p", log=lambda *_: None)
+    try:
+        run.run()
+        # delta 1.0: every evaluation after the first counts as a plateau, so growth happens at each
+        assert run.events == n_clock
+    finally:
+        run.close()
+    never = GrowthRun.create(_cfg(**{"controller.name": "random", "growth.trigger": "plateau",
+                                     "growth.plateau_delta": 0.0}), tmp_path / "n", log=lambda *_: None)
+    try:
+        never.run()
+        accs = {c["step"]: c["val_accuracy"] for c in never.store.growth_curve()}
+        steps = sorted(accs)
+        grew = {r["step"] for r in never.store.conn.execute("SELECT step FROM growth_events")}
+        for prev, step in zip(steps, steps[1:], strict=False):
+            if step in grew:  # grown only where the accuracy did not rise since the last evaluation
+                assert accs[step] - accs[prev] <= 0.0
+    finally:
+        never.close()

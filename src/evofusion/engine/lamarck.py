@@ -93,8 +93,8 @@ def carry_optimizer(plan: Plan, parent: nn.Module, parent_opt: torch.optim.Optim
     templates = {n: p.detach() for n, p in child_params.items()}
     per_key = {k: {n: st[k].detach().cpu() for n, st in by_name.items() if k in st and torch.is_tensor(st[k])}
                for k in MOMENTS}
-    mapped = {k: apply_plan(plan, v, {n: t.cpu() for n, t in templates.items()}, state=True)
-              for k, v in per_key.items() if v}
+    mapped = {k: apply_plan(plan, v, {n: t.cpu() for n, t in templates.items()}, state=True,
+                            pad_mean=k == "exp_avg_sq") for k, v in per_key.items() if v}
     for name, p in child_params.items():
         src = plan.get(name)
         if src is None or torch.is_tensor(src):

@@ -76,6 +76,10 @@ class GrowthSettings(Strict):
     operators: list[str] | None = None  # morph operators offered; None = every function-preserving one
     horizon: int = Field(20, ge=1)  # steps of short-horizon scoring (evolutionary controller)
     rewarm_steps: int = Field(0, ge=0)  # learning-rate ramp (from 10%) after each morph; 0 = off
+    # when an evaluation may grow: "clock" = every one; "plateau" = only when val accuracy rose by at
+    # most plateau_delta since the previous evaluation (capacity when the current size stops paying)
+    trigger: Literal["clock", "plateau"] = "clock"
+    plateau_delta: float = Field(0.005, ge=0, le=1)
 
 
 class ControllerConfig(Strict):
@@ -140,6 +144,7 @@ class GrowthRun(Run):
 
     kind = "grow"
     budget_keys = ("growth.steps",)
+    legacy_defaults = {"growth.trigger": "clock", "growth.plateau_delta": 0.005}
     keep_checkpoints = 3
 
     def __init__(self, cfg: GrowConfig, store: RunStore | None, log: Callable[[str], Any] = print,
@@ -203,6 +208,7 @@ class GrowthRun(Run):
         self.events = 0
         self.best_acc = -1.0
         self.bad_evals = 0
+        self.prev_acc: float | None = None  # val accuracy at the previous evaluation (plateau trigger)
         self.last_fitness: float | None = None
         self.seconds = 0.0
         self.stopped = ""
@@ -219,9 +225,9 @@ class GrowthRun(Run):
         run = cls(gcfg, None, log, splits, teacher_logits)
         config = {"objectives": {"names": ["accuracy", "params"], "constraints": [],
                                  "weights": dict(gcfg.objective_weights)}, "grow": gcfg.to_dict()}
-        data = {"name": run.splits.name, "fingerprint": run.splits.fingerprint(),
-                "num_classes": run.splits.num_classes}
-        store = cls._new_store(run_dir, config, data, run._teacher_info)
+        from evofusion.engine.study import data_meta
+
+        store = cls._new_store(run_dir, config, data_meta(run.splits), run._teacher_info)
         try:
             run._init_run(store, callbacks)
             store.ensure_growth_tables()
@@ -373,7 +379,10 @@ class GrowthRun(Run):
             if g.patience and self.bad_evals >= g.patience:
                 self.stopped = f"plateau: no val gain > {g.min_delta} in {g.patience} evaluations"
                 self.log(f"stopping at step {tr.step}: {self.stopped}")
-        if tr.step < g.steps and not self.stopped and (g.max_events is None or self.events < g.max_events):
+        improving = g.trigger == "plateau" and self.prev_acc is not None and acc - self.prev_acc > g.plateau_delta
+        self.prev_acc = acc
+        if tr.step < g.steps and not self.stopped and not improving and (g.max_events is None
+                                                                          or self.events < g.max_events):
             self._grow(acc, params, fit)
         self._checkpoint()
 
@@ -470,6 +479,7 @@ class GrowthRun(Run):
             "train_flops": tr.train_flops, "eval_flops": tr.eval_flops, "optim_steps": steps,
             "candidate_id": self.candidate_id, "events": self.events, "best_acc": self.best_acc,
             "bad_evals": self.bad_evals, "last_fitness": self.last_fitness, "seconds": self.seconds,
+            "prev_acc": self.prev_acc,
             "stopped": self.stopped, "checkpoints": self.checkpoints,
             "rng_ctrl": self.rng_ctrl.bit_generator.state, "rng_morph": self.rng_morph.bit_generator.state,
             "generator": _gen_to_str(tr.generator), "last_swap": tr.last_swap,
@@ -501,6 +511,7 @@ class GrowthRun(Run):
         self.controller.load_state_dict(state["strategy"])
         self.candidate_id, self.events = int(state["candidate_id"]), int(state["events"])
         self.best_acc, self.bad_evals = float(state["best_acc"]), int(state["bad_evals"])
+        self.prev_acc = state.get("prev_acc")
         self.last_fitness, self.seconds = state["last_fitness"], float(state["seconds"])
         self.stopped, self.checkpoints = state["stopped"], int(state["checkpoints"])
 

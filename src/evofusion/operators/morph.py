@@ -72,13 +72,15 @@ class MorphResult:
 # --- plan application ---------------------------------------------------------------------------
 def apply_plan(plan: Plan, parent: dict[str, torch.Tensor], child: dict[str, torch.Tensor], *,
                state: bool = False, noise: float = 0.0,
-               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+               generator: torch.Generator | None = None, pad_mean: bool = True) -> dict[str, torch.Tensor]:
     """Map ``parent`` tensors to the child's names and shapes (``child`` gives both).
 
     With ``state=False`` (weights) tensors the plan leaves out keep the ``child`` value; explicit
     inits are used as given; ``noise`` > 0 adds N(0, (noise * std)^2) to the ``noisy`` slices.
     With ``state=True`` (optimizer moments) only gathered/padded tensors are returned, unscaled:
-    everything else starts with fresh state.
+    everything else starts with fresh state. A padded border (new kernel taps) gets the tensor's mean
+    with ``pad_mean`` (second moments: no several-fold first steps there) and 0 without (first moments
+    and momentum: the new weights start with no velocity, instead of all moving one shared way).
     """
     out: dict[str, torch.Tensor] = {}
     for name, tmpl in child.items():
@@ -98,9 +100,9 @@ def apply_plan(plan: Plan, parent: dict[str, torch.Tensor], child: dict[str, tor
                 shape[dim] = -1
                 t = t * factors.reshape(shape)
         if src.pad is not None:
-            # optimizer moments of the new border: the tensor's mean, not 0 (a zero second moment
-            # next to a carried step count would make Adam take several-fold steps there)
-            t = F.pad(t, src.pad, value=float(t.mean()) if state else 0.0)
+            # second moments of the new border: the tensor's mean, not 0 (a zero second moment next
+            # to a carried step count would make Adam take several-fold steps there); first moments 0
+            t = F.pad(t, src.pad, value=float(t.mean()) if state and pad_mean else 0.0)
         t = t.clone()
         if noise and not state and src.noisy is not None and t.is_floating_point():
             dim, idx = src.noisy

@@ -89,6 +89,9 @@ class Variation:
         self.mutation_prob = check_probability("mutation_prob", mutation_prob)
         self.mutations = self._operators("mutation_ops", mutation_ops, 1)
         self.crossovers = self._operators("crossover_ops", crossover_ops, 2)
+        # an operator controller (evofusion.strategies.operator_control) that picks the mutation
+        # operator of each child; None: a uniform draw
+        self.controller: Any = None
 
     def _operators(self, field: str, names: Sequence[str] | None, arity: int) -> list[Operator]:
         if names is None:
@@ -151,11 +154,15 @@ class Variation:
         return Proposal(genome=genome, parents=tuple(p.candidate_id for p in used),
                         operator="+".join(ops) if ops else None, operator_args=args)
 
-    @staticmethod
-    def _mutate(base: Genome, pool: list[Operator], rng: np.random.Generator
+    def _mutate(self, base: Genome, pool: list[Operator], rng: np.random.Generator
                 ) -> tuple[Genome, str, dict[str, Any] | None]:
-        """Apply one random operator of ``pool``: (child, its name, its info or None for a noop)."""
-        op = pool[int(rng.integers(len(pool)))]
+        """Apply one operator of ``pool`` (the controller's pick, else a uniform draw): (child, its name,
+        its info or None for a noop)."""
+        if self.controller is not None:
+            name = self.controller.pick([o.name for o in pool], rng)
+            op = next(o for o in pool if o.name == name)
+        else:
+            op = pool[int(rng.integers(len(pool)))]
         child, info = op.apply_with_info(base, rng=rng)
         if info.get("noop"):
             return base, op.name, None
