@@ -61,3 +61,24 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         self._load_plugins()
         return name in self._items
+
+
+def import_object(path: str, field: str) -> Any:
+    """The object at ``"package.module:attribute"`` (attribute may be dotted); ConfigError naming
+    ``field`` and what is missing (a module that does not import, an attribute it lacks)."""
+    import importlib
+
+    from evofusion.errors import ConfigError
+
+    if not isinstance(path, str) or ":" not in path:
+        raise ConfigError(field, f"must be an import path 'package.module:name', got {path!r}")
+    mod_name, _, attr = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise ConfigError(field, f"cannot import {mod_name!r} ({e}); is it installed or on PYTHONPATH?") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(field, f"{mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj

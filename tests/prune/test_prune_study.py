@@ -60,7 +60,8 @@ def test_ga_run_finds_a_feasible_ticket_and_reports_it(teacher_dir: Path, tmp_pa
         assert winner["objective_values"]["accuracy"] == max(r["objective_values"]["accuracy"] for r in feasible)
         assert sum(PruneGenome.from_dict(winner["genome"]).keep_masks()[0]) == k["kept"][0]
         html = write_html_report(study.store).read_text()
-        assert "Pruning: the winning ticket" in html and "Gaussian" in html
+        title = "Pruning: the winning ticket" if rep["verdict"]["winner"] else "Pruning: no winning ticket"
+        assert title in html and "Gaussian" in html
     finally:
         study.close()
 
@@ -117,3 +118,21 @@ def test_bad_inputs_name_the_field(teacher_dir: Path, tmp_path: Path) -> None:
         PruneStudy.create(_cfg(), tmp_path / "c", prune={"teacher": str(teacher_dir), "keep_range": [0.5, 0.2]})
     assert e.value.field.startswith("prune")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_ticket_far_below_the_teacher_is_not_called_a_winner() -> None:
+    from evofusion.prune.study import ticket_verdict
+    from evofusion.viz.prune_section import prune_markdown, prune_section_html
+
+    rep = {"teacher": {"test_accuracy": 0.98}, "ticket": {"test_accuracy": 0.12}, "failed": 7, "evaluated": 8}
+    v = ticket_verdict(rep, 0.10)
+    assert not v["winner"] and abs(v["drop"] - 0.86) < 1e-9
+    assert "86.0 pp below the teacher" in v["text"] and "7 of 8 candidates FAILED" in v["text"]
+    assert ticket_verdict({**rep, "ticket": {"test_accuracy": 0.95}, "failed": 0}, 0.10)["winner"]
+    full = {"verdict": v, "target_params": None, "evaluated": 8, "encoding": "channel", "candidate_id": 3,
+            "teacher": {"arch": "x", "width": 1, "params": 100, "flops": 10, "test_accuracy": 0.98, "latency_ms": 1},
+            "ticket": {"params": 10, "flops": 1, "compression": 0.9, "flops_reduction": 0.9, "val_accuracy": 0.1,
+                       "test_accuracy": 0.12, "latency_ms": 0.5, "kept": [1], "groups": [4], "roots": ["c"]},
+            "robustness": {"sigma": [0.0], "teacher": [0.98], "ticket": [0.12]}}
+    assert prune_markdown(full).startswith("**WARNING: no winning ticket")
+    assert "Pruning: no winning ticket" in prune_section_html(full)

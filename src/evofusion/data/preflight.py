@@ -129,6 +129,9 @@ def check_teacher_outputs(
             ``(2, num_classes)`` or returns non-finite values.
     """
     k = splits.num_classes
+    outputs = getattr(logits_shape_or_fn, "outputs", None)  # a precomputed-outputs teacher: its arrays
+    if isinstance(outputs, dict) and "val" in outputs:
+        logits_shape_or_fn = tuple(outputs["val"].shape)
     if not callable(logits_shape_or_fn):
         shape = tuple(int(d) for d in logits_shape_or_fn)
         if not shape or shape[-1] != k:

@@ -59,6 +59,12 @@ def feature_kd_spec(d: DistillConfig, splits: DataSplits, teacher: Teacher | Non
         t = teachers[f.teacher]
         if t is None:
             raise ConfigError(f"distill.features.{i}.teacher", "that teacher is disabled (teacher.enabled: false)")
+        if not isinstance(getattr(t, "module", None), torch.nn.Module) or isinstance(t.module, torch.jit.ScriptModule):
+            kind = t.meta.get("format") or type(t.fn).__name__
+            raise TeacherError(f"distill.features.{i}: feature KD needs taps inside the teacher, which this "
+                               f"{kind} teacher ({t.name}) does not offer. Taps work with a teacher directory, "
+                               "a zoo-arch weights file or an nn.Module given in Python; TorchScript, ONNX and "
+                               "precomputed-output teachers support logit KD only")
         reduce = f.reduce or ("attention" if f.loss == "at" else "pool")
         try:
             tap = TeacherTap(f.teacher_tap, reduce, f.size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ def _noise(text: str) -> list[float]:
 def run_prune(*, teacher: str | None, data: str | None, target_params: int | None, objectives: str | None,
               encoding: str, levels: int, init: str, strategy: str | None, population: int, generations: int | None,
               steps: int, final_epochs: float, noise: str, seed: int, data_dir: str | None, limit: int | None,
-              run_dir: Path, resume_dir: Path | None, overrides: dict[str, Any], log: Any = print) -> str:
+              run_dir: Path, resume_dir: Path | None, overrides: dict[str, Any], log: Any = print,
+              callbacks: Sequence[Any] = (), max_drop: float = 0.10) -> str:
     """Create (or resume) a pruning run, search, fine-tune the winning ticket, write report.html.
     Returns the markdown summary (the seed's table and the robustness check).
 
@@ -37,7 +39,7 @@ def run_prune(*, teacher: str | None, data: str | None, target_params: int | Non
 
     if resume_dir is not None:
         study = PruneStudy.resume(resume_dir, overrides={"generations": generations} if generations else None,
-                                  log=log)
+                                  log=log, callbacks=callbacks)
     else:
         if teacher is None:
             raise ConfigError("teacher", "--teacher DIR is required (a directory from `evofusion teacher train`)")
@@ -60,8 +62,9 @@ def run_prune(*, teacher: str | None, data: str | None, target_params: int | Non
                 set_dotted(d, k, v)
         cfg = validate_config(d)
         pcfg = validate_prune_config({"teacher": teacher, "encoding": encoding, "levels": levels, "init": init,
-                                      "target_params": target_params, "noise_levels": _noise(noise)})
-        study = PruneStudy.create(cfg, run_dir, prune=pcfg, log=log)
+                                      "target_params": target_params, "noise_levels": _noise(noise),
+                                      "max_drop": max_drop})
+        study = PruneStudy.create(cfg, run_dir, prune=pcfg, log=log, callbacks=callbacks)
     try:
         rep = study.complete(log=log)
         html = write_html_report(study.store)

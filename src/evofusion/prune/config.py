@@ -26,6 +26,8 @@ class PruneConfig(BaseModel):
     eval_every: int = Field(100, ge=0)  # steps between validations of the short fine-tune (early stopping)
     noise_levels: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])  # Gaussian sigma, normalized inputs
     noise_seed: int = Field(0, ge=0)
+    # a ticket more than this far below the teacher's test accuracy is reported as no winning ticket
+    max_drop: float = Field(0.10, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> PruneConfig:

@@ -35,6 +35,7 @@ from evofusion.errors import CandidateFailed
 from evofusion.genome.io import genome_from_dict
 from evofusion.genome.prune import PruneGenome
 from evofusion.objectives.base import ObjectiveSet
+from evofusion.objectives.custom import declare
 from evofusion.prune.graph import group_importance, rankings
 from evofusion.prune.model import build_pruned, groups_of, input_shape, teacher_arch
 
@@ -88,6 +89,7 @@ def evaluate_prune(job: EvalJob) -> EvalOutcome:
             raise CandidateFailed(f"evaluate_prune needs a pruning genome, got kind {genome.kind!r}")
         model = pruned_from_teacher(genome, ctx.extra["teacher_weights"])
         values = pruning_metrics(model, genome, ctx.extra)
+        declare(ctx.custom_objectives)  # user objectives by import path, in whichever worker this is
         objectives = ObjectiveSet.from_names(list(ctx.objectives), list(ctx.constraints))
         if objectives.static_violation(values) > 0:
             return infeasible_outcome(job, values, objectives, t0)

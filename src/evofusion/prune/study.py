@@ -159,7 +159,8 @@ def setup_prune(cfg: SearchConfig, pcfg: PruneConfig, splits: DataSplits | None 
                       objectives=tuple(objectives.names), constraints=tuple(f"{c.name} {c.op} {c.value:g}"
                                                                            for c in objectives.constraints),
                       latency_threads=cfg.objectives.latency_threads, threads=threads, inherit_weights=False,
-                      device=cfg.device, extra=extra)
+                      device=cfg.device, extra=extra,
+                      custom_objectives={k: v.model_dump() for k, v in cfg.objectives.custom.items()})
     val_logits, test_logits = cached.logits("val"), cached.logits("test")
     info = {"name": teacher.name, "weights_hash": teacher.weights_hash, "cache": str(cached.dir),
             **meta, "dir": str(tdir.resolve()), "params": tm["params"], "flops": tm["flops"],
@@ -172,6 +173,20 @@ def setup_prune(cfg: SearchConfig, pcfg: PruneConfig, splits: DataSplits | None 
         f"{len(groups)} channel groups ({sum(template.groups)} channels), {len(template.genes)} genes "
         f"({pcfg.encoding}); keep range {space.keep_range[0]:.3f}-{space.keep_range[1]:.3f}")
     return StudySetup(splits, teacher, ctx, space, objectives, info)
+
+
+def ticket_verdict(report: dict[str, Any], max_drop: float) -> dict[str, Any]:
+    """Whether the fine-tuned ticket is a winner: within ``max_drop`` of the teacher's test accuracy
+    (a ticket far below it is reported as such, never as a winner), with the failed-candidate count."""
+    t_acc, k_acc = report["teacher"].get("test_accuracy"), report["ticket"]["test_accuracy"]
+    drop = None if t_acc is None or k_acc is None else float(t_acc) - float(k_acc)
+    winner = drop is None or drop <= max_drop
+    text = ("winning ticket" if winner else
+            f"no winning ticket: the best candidate is {drop * 100:.1f} pp below the teacher (more than "
+            f"max_drop {max_drop * 100:g} pp); more generations, a larger --target-params or longer fine-tunes")
+    if report.get("failed"):
+        text += f"; {report['failed']} of {report['evaluated']} candidates FAILED (see `evofusion show`)"
+    return {"winner": winner, "drop": drop, "max_drop": max_drop, "text": text}
 
 
 class PruneStudy(Study):
@@ -283,7 +298,9 @@ class PruneStudy(Study):
                            "teacher": noise_accuracy(teacher, x, y, levels, self.pcfg.noise_seed),
                            "ticket": noise_accuracy(model, x, y, levels, self.pcfg.noise_seed)},
             "evaluated": self.store.count(),
+            "failed": len(self.store.candidates("FAILED")),
             "finished_at": time.time(),
         }
+        report["verdict"] = ticket_verdict(report, self.pcfg.max_drop)
         self.store.set_meta("prune_report", report)
         return report

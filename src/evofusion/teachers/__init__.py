@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from evofusion.teachers.cache import CachedOutputs, TeacherCache, cache_key, default_cache_root
-from evofusion.teachers.teacher import Teacher, file_hash, save_teacher, state_dict_hash
+from evofusion.teachers.teacher import (
+    OnnxTeacher,
+    PrecomputedTeacher,
+    Teacher,
+    file_hash,
+    save_teacher,
+    save_teacher_outputs,
+    state_dict_hash,
+)
 from evofusion.teachers.train import default_teacher_for, train_teacher
 from evofusion.teachers.zoo import TEACHERS, build_teacher, list_teachers
 
 __all__ = [
     "TEACHERS",
     "CachedOutputs",
+    "OnnxTeacher",
+    "PrecomputedTeacher",
     "Teacher",
     "TeacherCache",
     "build_teacher",
@@ -19,6 +29,7 @@ __all__ = [
     "file_hash",
     "list_teachers",
     "save_teacher",
+    "save_teacher_outputs",
     "state_dict_hash",
     "train_teacher",
 ]

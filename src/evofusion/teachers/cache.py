@@ -109,11 +109,23 @@ class TeacherCache:
             self.hits += 1
             return loaded
         self.misses += 1
+        outputs = getattr(teacher, "outputs", None)  # a PrecomputedTeacher: its file, checked
+        if outputs is not None:
+            if transform is not None:
+                raise TeacherError(f"teacher '{teacher.name}' is precomputed outputs: it cannot score "
+                                   "transformed inputs")
+            if teacher.fingerprint != splits.fingerprint():  # type: ignore[attr-defined]
+                raise TeacherError(f"teacher outputs '{teacher.name}' were computed for data with fingerprint "
+                                   f"{teacher.fingerprint} ({teacher.meta.get('data', '?')}), these data have "  # type: ignore[attr-defined]
+                                   f"{splits.fingerprint()} ({splits.name}): recompute them on the same data "
+                                   "set, limit, val_fraction and seed")
         d.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         for split in SPLITS:
             part = getattr(splits, split)
-            if len(part) == 0:
+            if outputs is not None:
+                logits = outputs[split]
+            elif len(part) == 0:
                 logits = np.zeros((0, splits.num_classes), dtype=np.float32)
             else:
                 logits = teacher.predict(part.x, batch_size=batch_size, transform=transform).numpy()

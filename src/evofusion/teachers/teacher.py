@@ -192,6 +192,14 @@ class Teacher:
         p = Path(path)
         if not p.is_file():
             raise TeacherError(f"{p}: teacher weights file not found")
+        if p.suffix.lower() == ".onnx":
+            if arch is not None:
+                raise TeacherError(f"{p}: is an ONNX graph that carries its own architecture; do not pass "
+                                   f"arch='{arch}'")
+            return cls(OnnxTeacher(p), name=p.stem, weights_hash=file_hash(p),
+                       meta={"source": str(p), "format": "onnx"})
+        if p.suffix.lower() == ".npz":
+            return PrecomputedTeacher.from_file(p)
         if _is_torchscript(p):
             if arch is not None:
                 raise TeacherError(f"{p}: is a TorchScript archive that carries its own architecture; "
@@ -216,6 +224,85 @@ class Teacher:
         _load_into(model, state, p, arch, arch_kwargs)
         meta = {"source": str(p), "arch": arch, **arch_kwargs}
         return cls(model, name=p.stem, meta=meta)
+
+
+class OnnxTeacher:
+    """An ONNX graph run by ONNX Runtime (CUDA provider when present, else CPU) as a teacher callable:
+    float32 ``(N, C, H, W)`` inputs (normalized as the run's data) to logits. Logit KD only: a graph
+    has no forward hooks for feature taps."""
+
+    def __init__(self, path: str | Path):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise TeacherError(f"{path}: an ONNX teacher needs onnxruntime: pip install 'evofusion[export]'") from None
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as e:  # an unreadable or invalid graph
+            raise TeacherError(f"{path}: cannot load the ONNX graph ({str(e)[:300]})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise TeacherError(f"{path}: an ONNX teacher must take one input (images), it takes {len(inputs)}")
+        self.input_name = inputs[0].name
+        self.dtype = np.uint8 if "uint8" in inputs[0].type else np.float32
+        self.path = str(path)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=self.dtype)
+        out = self.session.run(None, {self.input_name: arr})[0]
+        return torch.from_numpy(np.asarray(out, dtype=np.float32))
+
+
+class PrecomputedTeacher(Teacher):
+    """A teacher given as its outputs only: logits computed elsewhere (a model too big for this
+    machine, an ensemble, a hosted API), aligned row by row with the run's ``train`` / ``val`` /
+    ``test`` splits, in an ``.npz`` holding those three float arrays and the splits' ``fingerprint``
+    (:func:`save_teacher_outputs` writes one). The cache checks the fingerprint and the row counts and
+    names any mismatch. Logit KD only."""
+
+    def __init__(self, outputs: Mapping[str, np.ndarray], fingerprint: str, name: str, weights_hash: str,
+                 meta: Mapping[str, Any] | None = None):
+        super().__init__(self._refuse, name=name, weights_hash=weights_hash, meta=meta)
+        self.outputs = {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
+        self.fingerprint = fingerprint
+
+    def _refuse(self, x: torch.Tensor) -> torch.Tensor:
+        raise TeacherError(f"teacher '{self.name}' is precomputed outputs only: it cannot score new inputs "
+                           "(feature KD, augmentation and other data need a teacher that runs)")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PrecomputedTeacher:
+        p = Path(path)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise TeacherError(f"{p}: cannot be read as an .npz of teacher outputs ({e})") from None
+        missing = [k for k in ("train", "val", "test", "fingerprint") if k not in data]
+        if missing:
+            raise TeacherError(f"{p}: teacher outputs need arrays train, val, test (logits) and fingerprint; "
+                               f"missing {missing} (write them with evofusion.teachers.save_teacher_outputs)")
+        for k in ("train", "val", "test"):
+            if data[k].ndim != 2 or not np.isfinite(data[k]).all():
+                raise TeacherError(f"{p}: '{k}' must be a finite (rows, classes) array, got shape {data[k].shape}")
+        return cls({k: data[k] for k in ("train", "val", "test")}, str(data["fingerprint"]), p.stem, file_hash(p),
+                   meta={"source": str(p), "format": "outputs",
+                         **({"data": str(data["data"])} if "data" in data else {})})
+
+
+def save_teacher_outputs(path: str | Path, splits: Any, logits: Mapping[str, np.ndarray]) -> Path:
+    """Write teacher outputs for ``splits`` (``logits``: split name -> (rows, classes) array, aligned
+    with ``splits.train`` / ``val`` / ``test``) as an ``.npz`` that ``--teacher FILE.npz`` accepts."""
+    p = Path(path)
+    for k in ("train", "val", "test"):
+        a = np.asarray(logits[k])
+        if a.shape != (len(getattr(splits, k)), splits.num_classes):
+            raise TeacherError(f"outputs '{k}' have shape {a.shape}, the split needs "
+                               f"({len(getattr(splits, k))}, {splits.num_classes})")
+    np.savez(p, **{k: np.asarray(logits[k], dtype=np.float32) for k in ("train", "val", "test")},
+             fingerprint=np.array(splits.fingerprint()), data=np.array(splits.name))
+    return p
 
 
 def check_arch_kwargs(meta: Mapping[str, Any], source: Path) -> None:

@@ -18,7 +18,8 @@ def prune_table_rows(rep: dict[str, Any]) -> list[list[str]]:
     return [["model", "params", "compression %", "FLOPs", "FLOPs reduction %", "test acc %", "latency ms"],
             [f"teacher {t.get('arch')} (width {t.get('width')})", f"{t['params']:.0f}", "0.0", f"{t['flops']:.3g}",
              "0.0", _pct(t.get("test_accuracy")), f"{t['latency_ms']:.3f}"],
-            [f"winning ticket (candidate {rep['candidate_id']})", f"{k['params']:.0f}",
+            [f"{'winning ticket' if (rep.get('verdict') or {}).get('winner', True) else 'best ticket (not a winner)'}"
+             f" (candidate {rep['candidate_id']})", f"{k['params']:.0f}",
              f"{100 * k['compression']:.1f}", f"{k['flops']:.3g}", f"{100 * k['flops_reduction']:.1f}",
              _pct(k.get("test_accuracy")), f"{k['latency_ms']:.3f}"]]
 
@@ -33,6 +34,9 @@ def robustness_rows(rep: dict[str, Any]) -> list[list[str]]:
 def prune_markdown(rep: dict[str, Any]) -> str:
     """The two tables as markdown (for the terminal and docs)."""
     out = []
+    verdict = rep.get("verdict")
+    if verdict:
+        out += [f"**{verdict['text']}**" if verdict["winner"] else f"**WARNING: {verdict['text']}**", ""]
     for rows in (prune_table_rows(rep), robustness_rows(rep)):
         out.append("| " + " | ".join(rows[0]) + " |")
         out.append("|" + "---|" * len(rows[0]))
@@ -54,7 +58,9 @@ def prune_section_html(rep: dict[str, Any]) -> str:
                                                                         [f"g{i}" for i in range(len(k["kept"]))],
                                                                         k["kept"], k["groups"], strict=False))
     target = rep.get("target_params")
-    return ("<div class=\"panel\" id=\"pruning\"><h2>Pruning: the winning ticket</h2>"
+    verdict = rep.get("verdict") or {"winner": True, "text": "winning ticket"}
+    title = "Pruning: the winning ticket" if verdict["winner"] else "Pruning: no winning ticket"
+    return (f"<div class=\"panel\" id=\"pruning\"><h2>{title}</h2><p><b>{html.escape(verdict['text'])}</b></p>"
             f"<p>{rep.get('evaluated', '?')} candidates evaluated, encoding {html.escape(str(rep.get('encoding')))}"
             f"{'' if target is None else f', target params &le; {target}'}; test accuracy after the full KD "
             "fine-tune.</p>" + _table(prune_table_rows(rep))
