@@ -45,3 +45,15 @@ def tiny_config(**over: Any) -> dict[str, Any]:
             d = d.setdefault(p, {})
         d[last] = v
     return cfg
+
+
+def run_search(cfg: dict[str, Any], run_dir: Any) -> list[dict[str, Any]]:
+    """Create a search in ``run_dir``, run it to its end (no fine-tune), close it; its candidate rows."""
+    from evofusion import Study
+
+    s = Study.create(cfg, run_dir, log=lambda *_: None)
+    try:
+        s.optimize()
+        return s.store.candidates()
+    finally:
+        s.close()

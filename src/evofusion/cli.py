@@ -25,6 +25,20 @@ out = Console()
 _TRACKER_HELP = "tensorboard | mlflow (repeat for both); logs go to RUN_DIR/tensorboard, RUN_DIR/mlflow.db"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from evofusion import __version__
+
+        out.print(f"evofusion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """Evolve small students while they distill from a teacher."""
+
+
 def _fail(e: Exception) -> None:
     console.print(f"[bold red]error:[/] {e}", highlight=False)
     raise typer.Exit(2)
@@ -77,7 +91,10 @@ def search(
     data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the data files")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
-    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir or weights file")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir, weights file, TorchScript, .onnx, "
+                                                "or .npz of precomputed outputs")] = None,
+    teacher_module: Annotated[str | None, typer.Option("--teacher-module", help="pkg.mod:factory returning an "
+                                                       "nn.Module (weights: --teacher FILE.safetensors)")] = None,
     no_teacher: Annotated[bool, typer.Option("--no-teacher", help="plain training, no KD")] = False,
     strategy: Annotated[str | None, typer.Option("--strategy", help="random | ga | nsga2 | regularized")] = None,
     population: Annotated[int | None, typer.Option("--population", help="candidates per generation")] = None,
@@ -102,10 +119,13 @@ def search(
     top_k: Annotated[int | None, typer.Option("--top-k", help="winners to fine-tune on full data")] = None,
     final_epochs: Annotated[float | None, typer.Option("--final-epochs")] = None,
     rungs: Annotated[str | None, typer.Option("--rungs", help="multi-fidelity rungs in total steps, e.g. "
-                                              "100,300,900,2700 (the best 1/eta of a rung continue)")] = None,
+                                              "150,450,1350,4050 (the best 1/eta of a rung continue)")] = None,
     eta: Annotated[float | None, typer.Option("--eta", help="reduction factor between rungs (default 3)")] = None,
     lamarckian: Annotated[bool | None, typer.Option("--lamarckian/--no-lamarckian", help="function-preserving "
                                                     "children start with their parent's exact function")] = None,
+    controller: Annotated[str | None, typer.Option("--controller", help="operator controller: bandit | rl | "
+                                                   "random (picks each child's mutation, learns from its gain "
+                                                   "over the parent)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
     tracker: Annotated[list[str] | None, typer.Option("--tracker", help=_TRACKER_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -115,7 +135,7 @@ def search(
     try:
         overrides: dict[str, Any] = {}
         flags = {"data.name": data, "data.data_dir": data_dir, "data.limit": limit, "teacher.path": teacher,
-                 "strategy.name": strategy, "strategy.population": population, "generations": generations,
+                 "teacher.module": teacher_module, "strategy.name": strategy, "strategy.population": population, "generations": generations,
                  "max_evaluations": max_evaluations, "max_seconds": max_seconds, "seed": seed,
                  "executor": executor, "workers": workers, "device": device, "address": address,
                  "timeout": timeout, "retries": retries, "recycle_after": recycle_after,
@@ -141,6 +161,8 @@ def search(
             overrides["scheduler.eta"] = eta
         if lamarckian is not None:
             overrides["lamarckian"] = lamarckian
+        if controller is not None:
+            overrides["controller.name"] = controller
         overrides.update(_parse_set(set_ or []))
         cfg = _search_config(config, overrides)
         _run(cfg, run_dir, quiet=quiet, trackers=_trackers(tracker or []))
@@ -150,10 +172,10 @@ def search(
 
 def _run(cfg: Any, run_dir: Path, quiet: bool, trackers: list[Any] | None = None) -> None:
     from evofusion.engine import Study
-    from evofusion.viz.progress import RichProgress
+    from evofusion.viz.progress import make_progress
 
     # trackers first: Study matches saved callback states by position, and --quiet drops the bar
-    callbacks = [*(trackers or []), *([] if quiet else [RichProgress(console)])]
+    callbacks = [*(trackers or []), *make_progress(console, quiet)]
     _complete("search", Study.create(cfg, run_dir, callbacks=callbacks, log=_logger(quiet)), quiet)
 
 
@@ -171,7 +193,7 @@ def resume(
     checkpoint ended. A config change (--set, beyond the budget keys) needs --allow-config-change and
     is recorded in the run's config history from this generation on."""
     from evofusion.store import RunStore
-    from evofusion.viz.progress import RichProgress
+    from evofusion.viz.progress import make_progress
 
     try:
         with RunStore(run_dir, lock=False, readonly=True) as s:
@@ -191,7 +213,7 @@ def resume(
         for k, v in ov.items():
             set_dotted(nested, k, v)
         log = _logger(quiet)
-        callbacks = [*_trackers(tracker or []), *([] if quiet else [RichProgress(console)])]
+        callbacks = [*_trackers(tracker or []), *make_progress(console, quiet)]
         section = {"weights": "weights", "grow": "grow"}.get(kind)
         overrides = _merge_top(run_dir, nested, section)
         from evofusion.engine.run import resume_run
@@ -201,6 +223,13 @@ def resume(
         _complete(kind, run, quiet)
     except EvoFusionError as e:
         _fail(e)
+
+
+def _progress(quiet: bool) -> list[Any]:
+    """Progress callbacks of a long command: a Rich bar on a terminal, log lines otherwise."""
+    from evofusion.viz.progress import make_progress
+
+    return make_progress(console, quiet)
 
 
 def _logger(quiet: bool) -> Any:
@@ -331,83 +360,40 @@ def export(
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the run's data files")] = None,
     force: Annotated[bool, typer.Option("--force", help="replace a non-empty --out folder whole")] = False,
 ) -> None:
-    """Write genome.json + weights.safetensors + card.json; load with evofusion.load_student(DIR).
+    """Write genome.json + weights.safetensors + card.json + student.pt (TorchScript that takes [0, 1]
+    images, normalization inside; needs only PyTorch); load with evofusion.load_student(DIR).
 
     The bundle is built in a temporary folder and renamed into place: nothing is left behind on an
     error, and a non-empty --out is refused unless --force.
 
-    With --onnx / --int8 the card also gets the ONNX parity error, fp32/int8 sizes, accuracy measured
-    with ONNX Runtime on the run's validation split (test split separately), ORT latency and FLOPs.
+    With --onnx / --int8 (student.onnx, student.uint8.onnx for 8-bit data, student.int8.onnx: raw
+    images in, normalization inside) the card also gets the ONNX parity error, sizes, accuracy
+    measured with ONNX Runtime on raw validation images (test split separately), ORT latency and FLOPs.
     """
-    from evofusion.export import export_student
+    from evofusion.export.run_export import export_candidate
     from evofusion.store import RunStore
-    from evofusion.viz import report_data
-    from evofusion.viz.report import lineage
 
     try:
         with RunStore(run_dir, lock=False, readonly=True) as store:
-            data = report_data(store)
-            finals = {f["candidate_id"]: f for f in store.finals()}
             if candidate == "best":
-                if data["best"] is None:
-                    done = [c for c in data["candidates"] if c["status"] == "COMPLETE"]
-                    if not done:
-                        raise EvoFusionError(f"{run_dir} has no COMPLETE candidate to export")
-                    cid = max(done, key=lambda c: c["objectives"]["accuracy"])["id"]
-                else:
-                    cid = data["best"]
+                cid: int | None = None
             else:
                 try:
                     cid = int(candidate)
                 except ValueError:
                     raise EvoFusionError(f"--candidate: expected 'best' or an integer id, got {candidate!r}") from None
-            row = store.candidate(cid)
-            if row is None or row["status"] != "COMPLETE":
-                raise EvoFusionError(f"--candidate: {cid} is not a COMPLETE candidate of {run_dir}")
-            fin = finals.get(cid)
-            weights = store.resolve(fin["weights_file"] if fin else row["weights_file"])
-            if weights is None or not weights.exists():
-                raise EvoFusionError(f"--candidate: the weights of candidate {cid} are missing from {run_dir} "
-                                     f"({weights}); the run directory is incomplete")
-            card = {"candidate_id": cid, "objectives": row["objective_values"], "parents": row["parents"],
-                    "operator": row["operator"], "generation": row["generation"], "teacher": data["teacher"],
-                    "data": data["data"], "final": fin and {k: fin[k] for k in ("val_accuracy", "test_accuracy")},
-                    "notes": "flops = 2 * macs (torch.utils.flop_counter counts a multiply-add as 2 FLOPs)",
-                    "lineage": [{"id": n["id"], "generation": n["generation"], "operator": n["operator"],
-                                 "parents": n["parents"]} for n in lineage(data["candidates"], cid)["nodes"]]}
-            onnx_step = ((lambda folder, c: _export_onnx(store, folder, c, int8, calibration, data_dir))
-                         if onnx or int8 else None)
-            path = export_student(row["genome"], weights, out_dir, card, force=force, extra=onnx_step)
+            cid, path = export_candidate(store, cid, out_dir, onnx=onnx, int8=int8, calibration=calibration,
+                                         data_dir=data_dir, force=force)
         out.print(f"exported candidate {cid} to {path}")
     except EvoFusionError as e:
         _fail(e)
 
 
-def _export_onnx(store: Any, path: Path, card: dict[str, Any], int8: bool, calibration: int,
-                 data_dir: str | None) -> None:
-    """Add student.onnx (and student.int8.onnx) to a bundle being written, measured on the run's data;
-    the figures go into ``card`` (written by export_student after this)."""
-    from evofusion.data import load_dataset
-    from evofusion.export import load_student
-    from evofusion.export.quantize import onnx_deployment
-
-    cfg, meta = store.config(), store.get_meta("data")
-    cfg = cfg.get("weights", cfg.get("grow", cfg)) if "data" not in cfg else cfg
-    d = {"val_fraction": 0.1, "seed": 0, **cfg["data"]}
-    splits = load_dataset(meta["name"], data_dir=data_dir or d.get("data_dir"), val_fraction=d["val_fraction"],
-                          seed=d["seed"], limit=d.get("limit"))
-    if splits.fingerprint() != meta["fingerprint"]:
-        raise EvoFusionError(f"--data-dir: the data differ from the run's (fingerprint {splits.fingerprint()} "
-                             f"vs {meta['fingerprint']}); point --data-dir at the run's {meta['name']} files")
-    threads = cfg.get("objectives", {}).get("latency_threads", 1)
-    card["deployment"] = onnx_deployment(load_student(path), splits, path, int8=int8, calibration=calibration,
-                                         threads=threads, seed=d["seed"])
-
-
 @app.command()
 def evaluate(
     student: Annotated[Path, typer.Argument(help="exported student folder")],
-    data: Annotated[str, typer.Option("--data")] = "digits",
+    data: Annotated[str | None, typer.Option("--data", help="data set (default: the one in the student's "
+                                             "card.json)")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     split: Annotated[str, typer.Option("--split", help="test | val")] = "test",
     latency: Annotated[bool, typer.Option("--latency/--no-latency")] = True,
@@ -423,6 +409,8 @@ def evaluate(
         if split not in ("test", "val"):
             raise EvoFusionError(f"--split: must be test or val, got {split!r}")
         model = load_student(student)
+        if data is None:
+            data = _card_dataset(student)
         splits = load_dataset(data, data_dir=data_dir)
         x, y = getattr(splits, split).tensors()
         g = model.genome
@@ -437,6 +425,18 @@ def evaluate(
         _fail(e)
 
 
+def _card_dataset(student: Path) -> str:
+    """The data set an exported student was trained on, from its card.json."""
+    try:
+        card = json.loads((student / "card.json").read_text())
+    except (OSError, ValueError):
+        card = {}
+    name = card.get("dataset") or (card.get("data") or {}).get("name") if isinstance(card, dict) else None
+    if not isinstance(name, str):
+        raise EvoFusionError(f"--data: {student}/card.json does not name the data set; pass --data NAME")
+    return name
+
+
 @teacher_app.command("train")
 def teacher_train(
     arch: Annotated[str, typer.Option("--arch", help="small_cnn | simple_cnn | resnet18 | googlenet")],
@@ -447,6 +447,7 @@ def teacher_train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     limit: Annotated[int | None, typer.Option("--limit")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace a non-empty --out folder")] = False,
 ) -> None:
     """Train a zoo teacher and save weights.safetensors + teacher.json."""
     from evofusion.data import check_splits, load_dataset
@@ -455,6 +456,9 @@ def teacher_train(
     try:
         if arch not in list_teachers():
             raise EvoFusionError(f"--arch: unknown teacher {arch!r}; valid: {', '.join(list_teachers())}")
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+            raise EvoFusionError(f"--out: {out_dir} exists and is not empty (a teacher there would be overwritten); "
+                                 "choose a new folder or pass --force")
         splits = load_dataset(data, data_dir=data_dir, limit=limit)
         check_splits(splits)
         meta = train_teacher(arch, splits, epochs, out_dir, width=width, seed=seed,
@@ -485,7 +489,7 @@ def evolve_weights(
     log = _logger(quiet)
     try:
         if resume_dir is not None:  # an alias of `evofusion resume DIR`
-            study = WeightStudy.resume(resume_dir, log=log,
+            study = WeightStudy.resume(resume_dir, log=log, callbacks=_progress(quiet),
                                        overrides={"generations": generations} if generations else None)
         else:
             flags = {"strategy": strategy, "data.name": data, "data.data_dir": data_dir, "data.limit": limit,
@@ -493,7 +497,7 @@ def evolve_weights(
             d: dict[str, Any] = {}
             for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
                 set_dotted(d, k, v)
-            study = WeightStudy.create(d, run_dir or Path("runs/weights"), log=log)
+            study = WeightStudy.create(d, run_dir or Path("runs/weights"), log=log, callbacks=_progress(quiet))
         _complete("weights", study, quiet)
     except EvoFusionError as e:
         _fail(e)
@@ -581,7 +585,7 @@ def grow(
     log = _logger(quiet)
     try:
         if resume:  # an alias of `evofusion resume DIR`
-            run = GrowthRun.resume(run_dir, log=log)
+            run = GrowthRun.resume(run_dir, log=log, callbacks=_progress(quiet))
         else:
             d: dict[str, Any] = {}
             if config is not None:
@@ -595,7 +599,7 @@ def grow(
                 flags["teacher.enabled"] = False
             for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
                 set_dotted(d, k, v)
-            run = GrowthRun.create(d, run_dir, log=log)
+            run = GrowthRun.create(d, run_dir, log=log, callbacks=_progress(quiet))
         _complete("grow", run, quiet)
     except EvoFusionError as e:
         _fail(e)
@@ -617,6 +621,8 @@ def prune(
     steps: Annotated[int, typer.Option("--steps", help="KD fine-tune steps per candidate")] = 200,
     final_epochs: Annotated[float, typer.Option("--final-epochs", help="KD fine-tune of the ticket")] = 3.0,
     noise: Annotated[str, typer.Option("--noise", help="Gaussian sigmas of the robustness check")] = "0,0.1,0.2,0.3",
+    max_drop: Annotated[float, typer.Option("--max-drop", min=0, max=1, help="a ticket further below the "
+                                            "teacher's test accuracy is reported as no winner")] = 0.10,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
@@ -635,7 +641,8 @@ def prune(
                        encoding=encoding, levels=levels, init=init, strategy=strategy, population=population,
                        generations=generations, steps=steps, final_epochs=final_epochs, noise=noise, seed=seed,
                        data_dir=data_dir, limit=limit, run_dir=run_dir, resume_dir=resume_dir,
-                       overrides=_parse_set(set_ or []), log=log)
+                       overrides=_parse_set(set_ or []), log=log, callbacks=_progress(quiet),
+                       max_drop=max_drop)
         print(md, flush=True)
     except EvoFusionError as e:
         _fail(e)
@@ -666,9 +673,11 @@ def list_() -> None:
     from evofusion.engine.run import RUN_KINDS
     from evofusion.engine.trackers import TRACKERS
     from evofusion.growth.controller import CONTROLLERS
+    from evofusion.strategies.operator_control import OPERATOR_CONTROLLERS
     from evofusion.weights.base import WEIGHT_STRATEGIES
 
-    for name, items in (("weight strategies", WEIGHT_STRATEGIES.names()), ("controllers", CONTROLLERS.names()),
+    for name, items in (("weight strategies", WEIGHT_STRATEGIES.names()), ("controllers (grow)", CONTROLLERS.names()),
+                        ("operator controllers (search)", OPERATOR_CONTROLLERS.names()),
                         ("executors", EXECUTORS.names()), ("trackers", TRACKERS.names()),
                         ("run kinds", RUN_KINDS.names())):
         out.print(f"[bold]{name}[/]: {', '.join(items)}")

@@ -100,7 +100,9 @@ class DataConfig(Strict):
 
 
 class TeacherConfig(Strict):
-    path: str | None = None  # teacher dir (teacher.json + weights.safetensors) or a weights file
+    path: str | None = None  # teacher dir (teacher.json + weights.safetensors), a weights file, a TorchScript
+    # archive, an .onnx graph or an .npz of precomputed outputs (evofusion.teachers.save_teacher_outputs)
+    module: str | None = None  # "pkg.mod:factory" returning an nn.Module (weights from path, a safetensors file)
     arch: str | None = None  # zoo arch: for a weights file, or the zoo teacher to train when path is unset
     width: float | None = Field(None, gt=0, le=4)  # zoo width multiplier
     epochs: int | None = Field(None, ge=1, le=500)  # epochs when the zoo teacher is trained
@@ -207,6 +209,16 @@ class SpaceConfig(Strict):
     head_hidden: list[int] = Field(default_factory=lambda: [0, 32, 64], min_length=1)
     chromosome_blocks: int = Field(7, ge=1, le=12)
     chromosome_base_width: int = Field(4, ge=1, le=256)
+    # largest student sampled or bred: an integer, "teacher" (the teacher's parameter count; no bound
+    # without a teacher) or null (none). Runs stored before this key resume with null.
+    max_params: int | Literal["teacher"] | None = Field("teacher")
+
+    @field_validator("max_params")
+    @classmethod
+    def _max_params(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and not isinstance(v, bool) and v < 1:
+            raise ValueError("must be a positive parameter count, \"teacher\" or null")
+        return v
 
     @field_validator("widths")
     @classmethod
@@ -268,11 +280,21 @@ class StrategyConfig(Strict):
     params: dict[str, Any] = Field(default_factory=dict)  # strategy-specific knobs (tournament_size ...)
 
 
+class CustomObjectiveConfig(Strict):
+    """A user objective (evofusion.objectives.custom): ``fn(model, val_x, val_y) -> float``."""
+
+    fn: str  # import path "package.module:function"
+    direction: Literal["max", "min"] = "max"
+    scale: Literal["linear", "log10"] = "linear"
+    weight: float = Field(0.1, ge=0, le=1e6)  # default MOFE weight
+
+
 class ObjectivesConfig(Strict):
     names: list[str] = Field(default_factory=lambda: ["accuracy", "params"], min_length=1)
     constraints: list[str] = Field(default_factory=list)  # e.g. "params <= 50000"
     weights: dict[str, float] = Field(default_factory=dict)  # MOFE weights; defaults per objective
     latency_threads: int = Field(1, ge=1, le=256)
+    custom: dict[str, CustomObjectiveConfig] = Field(default_factory=dict)  # user objectives by name
 
 
 class ResourcesConfig(Strict):
@@ -287,7 +309,7 @@ class SchedulerConfig(Strict):
     """Multi-fidelity rungs (evofusion.engine.scheduler): total training steps at which candidates are
     scored; the best 1/eta at a rung continue to the next."""
 
-    rungs: list[int] = Field(default_factory=lambda: [100, 300, 900, 2700], min_length=1)  # increasing steps
+    rungs: list[int] = Field(default_factory=lambda: [150, 450, 1350, 4050], min_length=1)  # increasing steps
     eta: float = Field(3.0, ge=1.5, le=100)  # reduction factor
 
     @field_validator("rungs")
@@ -296,6 +318,15 @@ class SchedulerConfig(Strict):
         if v[0] < 1 or any(b <= a for a, b in zip(v, v[1:], strict=False)):
             raise ValueError("rungs must be increasing step counts >= 1, e.g. [100, 300, 900]")
         return v
+
+
+class SearchControllerConfig(Strict):
+    """The operator controller of a search (evofusion.strategies.operator_control): which mutation
+    operator makes each child, learned from the child's gain over its parent."""
+
+    name: str = "bandit"  # random | bandit | rl
+    params: dict[str, Any] = Field(default_factory=dict)  # e.g. {c: 0.5, decay: 0.95} or {lr: 0.5}
+    failure_reward: float = Field(-1.0, ge=-100, le=0)  # reward of a FAILED or newly infeasible child
 
 
 class SearchConfig(Strict):
@@ -318,6 +349,8 @@ class SearchConfig(Strict):
     # Lamarckian: a function-preserving child starts with its parent's exact function and optimizer
     # moments (null/false = the overlap copy); omitted at the default so stored configs keep resuming
     lamarckian: bool | None = None
+    # meta-controller over mutation operators; null = uniform draws (the earlier behaviour)
+    controller: SearchControllerConfig | None = None
     cache_dir: str | None = None  # teacher outputs and prepared data; default $EVOFUSION_CACHE or ~/.cache/evofusion
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
@@ -375,6 +408,17 @@ def _semantic_checks(cfg: SearchConfig) -> None:
     if cfg.strategy.name not in STRATEGIES:
         raise ConfigError("strategy.name", f"unknown strategy {cfg.strategy.name!r}; valid: "
                           + ", ".join(STRATEGIES.names()))
+    if cfg.controller is not None:
+        from evofusion.strategies.operator_control import OPERATOR_CONTROLLERS
+
+        if cfg.controller.name not in OPERATOR_CONTROLLERS.names():
+            raise ConfigError("controller.name", f"unknown operator controller {cfg.controller.name!r}; valid for "
+                              f"search: {', '.join(OPERATOR_CONTROLLERS.names())} (evolutionary is grow's: it "
+                              "scores edits of one live student)")
+    if cfg.objectives.custom:
+        from evofusion.objectives.custom import declare
+
+        declare({k: v.model_dump() for k, v in cfg.objectives.custom.items()})
     for n in cfg.objectives.names:
         make_objective(n)
     if len(set(cfg.objectives.names)) != len(cfg.objectives.names):

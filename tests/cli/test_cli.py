@@ -149,6 +149,10 @@ def test_teacher_train_command_and_search_with_it(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     meta = json.loads((tdir / "teacher.json").read_text())
     assert meta["arch"] == "small_cnn" and (tdir / "weights.safetensors").exists()
+    before = (tdir / "weights.safetensors").read_bytes()
+    r = invoke("teacher", "train", "--arch", "small_cnn", "--width", "0.25", "--data", "digits", "--epochs", "1",
+               "--out", str(tdir))  # never a silent overwrite of a trained teacher
+    assert r.exit_code == 2 and "--force" in r.output and (tdir / "weights.safetensors").read_bytes() == before
     run = tmp_path / "run"
     r = invoke("search", "--data", "digits", "--teacher", str(tdir), "--population", "2", "--generations", "1",
                "--strategy", "random", "--run-dir", str(run), *QUICK)

@@ -30,7 +30,7 @@ def test_export_is_atomic_replaces_stale_files_and_has_one_mode(tmp_path: Path) 
     r = invoke("export", str(run), "--candidate", "1", "--out", str(out))
     assert r.exit_code == 2 and "--force" in r.output
     assert invoke("export", str(run), "--candidate", "1", "--out", str(out), "--force").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["card.json", "genome.json", "weights.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "genome.json", "student.pt", "weights.safetensors"]
     card = json.loads((out / "card.json").read_text())
     assert card["candidate_id"] == 1 and len(card["bundle_sha256"]) == 64
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}

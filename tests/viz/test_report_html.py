@@ -89,3 +89,27 @@ def test_report_renders_offline_in_headless_chromium(chrome, run_copy: Path) -> 
     ids = [int(tr.get_attribute("data-id")) for tr in chrome.find_elements("css selector", "#candidates tbody tr")]
     assert ids == sorted(ids, reverse=True)
     assert not [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_the_pareto_axis_follows_the_run_objectives(chrome, tmp_path: Path) -> None:
+    from evofusion import Study
+    from tests.conftest import tiny_config
+
+    run = tmp_path / "flops"
+    s = Study.create(tiny_config(generations=1, final={"top_k": 0}, objectives={"names": ["accuracy", "flops"]}),
+                     run, log=lambda *_: None)
+    try:
+        s.optimize()
+    finally:
+        s.close()
+    with RunStore(run, lock=False, readonly=True) as store:
+        path = write_html_report(store)
+    chrome.get(path.resolve().as_uri())
+    end = time.time() + 30
+    while time.time() < end and not chrome.find_elements("css selector", "#pareto .scatterlayer .point"):
+        time.sleep(0.2)
+    titles = [e.text for e in chrome.find_elements("css selector", "#pareto .xtitle")]
+    assert titles == ["flops (log)"]
+    ticks = [e.text for e in chrome.find_elements("css selector", "#pareto .xtick text")]
+    assert ticks and all(any(ch.isdigit() for ch in t) for t in ticks)
+    assert not [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]

@@ -51,6 +51,7 @@ class EvalContext:
     inherit_weights: bool = True
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     extra: dict[str, Any] = field(default_factory=dict)
+    custom_objectives: dict[str, dict[str, Any]] = field(default_factory=dict)  # objectives.custom specs
 
 
 def resolve_device(name: str) -> torch.device:

@@ -25,6 +25,7 @@ from evofusion.engine.lamarck import optimizer_path, start_model
 from evofusion.errors import CandidateFailed
 from evofusion.genome import build, genome_from_dict
 from evofusion.objectives.base import ObjectiveSet
+from evofusion.objectives.custom import custom_values, declare, is_custom
 from evofusion.objectives.edge import onnx_latency_ms
 from evofusion.objectives.metrics import count_params, flops_and_macs, measure_latency_ms, size_bytes
 from evofusion.store.integrity import DISK_ERRNOS
@@ -101,6 +102,7 @@ def evaluate(job: EvalJob) -> EvalOutcome:
         student = genome.to_student()
         shape = (student.in_channels, student.input_size, student.input_size)
         values = static_metrics(model, shape)
+        declare(ctx.custom_objectives)  # user objectives by import path, in whichever worker this is
         objectives = ObjectiveSet.from_names(list(ctx.objectives), list(ctx.constraints))
         if objectives.static_violation(values) > 0:
             return infeasible_outcome(job, values, objectives, t0)
@@ -132,6 +134,10 @@ def finish_candidate(job: EvalJob, model: torch.nn.Module, shape: tuple[int, ...
     the COMPLETE / INFEASIBLE verdict. ``model`` is trained; ``values`` holds the other objectives."""
     ctx = job.context
     model.cpu()
+    wanted = [*ctx.objectives, *(c.name for c in objectives.constraints)]
+    if any(is_custom(n) for n in wanted):
+        arrays = load_arrays(ctx.data_dir, ctx.teacher_dir)
+        values.update(custom_values(wanted, model, arrays["val_x"], arrays["val_y"]))
     if ctx.measure_latency or "latency_ms" in ctx.objectives:
         lat = measure_latency_ms(model, shape, threads=ctx.latency_threads)
         values["latency_ms"] = float(lat["latency_ms"])

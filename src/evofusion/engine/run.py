@@ -61,6 +61,9 @@ class Run:
     # top-level config keys a resume may change without allow_config_change (budgets, where it runs)
     budget_keys: ClassVar[tuple[str, ...]] = ()
     keep_checkpoints: ClassVar[int | None] = None  # None keeps every checkpoint
+    # config keys added after runs were stored, with the value that reproduces their behaviour then
+    # (filled into a stored config that lacks them before a resume compares configs)
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
 
     _store: RunStore | None = None
     generation: int = 0
@@ -162,6 +165,13 @@ class Run:
         Nothing is written here: the change is recorded by ``_commit_config`` once the state loaded.
         """
         effective = store.config()
+        for dotted, legacy in cls.legacy_defaults.items():  # keys added since: their behaviour before
+            d = effective[section] if section else effective
+            *parents, last = dotted.split(".")
+            for k in parents:
+                d = d.get(k) if isinstance(d, dict) else None
+            if isinstance(d, dict) and last not in d:
+                d[last] = legacy
         old = effective[section] if section else effective
         new = {**old, **(overrides or {})}
         cfg = validate(new)

@@ -32,7 +32,7 @@ from evofusion.engine.feature_kd import feature_kd_from_spec, feature_kd_spec
 from evofusion.engine.lamarck import optimizer_path
 from evofusion.engine.run import Run
 from evofusion.engine.scheduler import RungScheduler
-from evofusion.errors import ConfigError
+from evofusion.errors import ConfigError, TeacherError
 from evofusion.genome import build, genome_from_dict
 from evofusion.genome.space import SearchSpace
 from evofusion.objectives.base import STATIC_METRICS, ObjectiveSet
@@ -40,6 +40,7 @@ from evofusion.objectives.selection import completed, pareto_ids, pick_winners  
 from evofusion.seeding import derive_seed, torch_seeded
 from evofusion.store import RunStore
 from evofusion.strategies import STRATEGIES, Proposal, Result, Strategy, create_strategy
+from evofusion.strategies.operator_control import OperatorController, child_reward, create_operator_controller
 from evofusion.teachers import Teacher, TeacherCache, default_teacher_for, train_teacher
 
 # keys a resume may change without --allow-config-change: budgets and where candidates run
@@ -60,9 +61,12 @@ def exact_morphs() -> frozenset[str]:
 
 
 def data_meta(splits: DataSplits) -> dict[str, Any]:
-    """What a run records of its data: name, fingerprint (checked on resume) and split sizes."""
+    """What a run records of its data: name, fingerprint (checked on resume), split sizes, and the
+    input shape and normalization an exported student needs to take raw images."""
     return {"name": splits.name, "fingerprint": splits.fingerprint(), "train": len(splits.train),
-            "val": len(splits.val), "test": len(splits.test), "num_classes": splits.num_classes}
+            "val": len(splits.val), "test": len(splits.test), "num_classes": splits.num_classes,
+            "input_shape": [splits.in_channels, splits.input_size, splits.input_size],
+            "mean": list(splits.mean), "std": list(splits.std)}
 
 
 def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any = print) -> Teacher | None:
@@ -71,6 +75,10 @@ def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any 
     t = cfg.teacher
     if not t.enabled:
         return None
+    if t.module is not None:
+        teacher = teacher_from_module(t.module, t.path)
+        check_teacher_fits(teacher.meta, splits, t.module, log)
+        return teacher
     if t.path is not None:
         p = Path(t.path)
         if p.is_dir():
@@ -82,6 +90,7 @@ def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any 
         else:
             teacher = Teacher.from_file(p)
         teacher.meta = {**teacher.meta, "dir": str(p.resolve())}
+        check_teacher_fits(teacher.meta, splits, str(p), log)
         return teacher
     spec = default_teacher_for(splits.name)
     arch, width, epochs = t.arch or spec["arch"], t.width or spec["width"], t.epochs or spec["epochs"]
@@ -98,24 +107,82 @@ def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any 
     return teacher
 
 
+def teacher_from_module(factory_path: str, weights: str | None) -> Teacher:
+    """A user's own teacher network: ``factory_path`` ("pkg.mod:factory") returns an ``nn.Module``
+    (or is the module class), loaded strictly with the safetensors ``weights`` when given."""
+    from evofusion.registry import import_object
+
+    factory = import_object(factory_path, "teacher.module")
+    try:
+        model = factory() if callable(factory) else factory
+    except Exception as e:  # the user's factory failed
+        raise TeacherError(f"teacher.module: {factory_path}() raised {type(e).__name__}: {e}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise TeacherError(f"teacher.module: {factory_path} gave {type(model).__name__}, not an nn.Module")
+    meta: dict[str, Any] = {"format": "module", "module": factory_path}
+    if weights is not None:
+        p = Path(weights)
+        if p.suffix != ".safetensors" or not p.is_file():
+            raise TeacherError(f"teacher.path: {p} must be an existing .safetensors file of the module's weights")
+        try:
+            model.load_state_dict(load_file(p), strict=True)
+        except RuntimeError as e:
+            first = " ".join(x.strip() for x in str(e).splitlines()[1:3]) or str(e)
+            raise TeacherError(f"teacher.path: {p} does not fit {factory_path}: {first}") from None
+        meta["weights"] = str(p.resolve())
+    return Teacher(model, name=factory_path.rpartition(":")[2], meta=meta)
+
+
+def check_teacher_fits(meta: dict[str, Any], splits: DataSplits, where: str, log: Any = print) -> None:
+    """A teacher's recorded input channels, input size and classes must match the data (TeacherError
+    naming both otherwise); a teacher trained on another data set is used with a warning."""
+    have = {"in_channels": splits.in_channels, "input_size": splits.input_size, "num_classes": splits.num_classes}
+    bad = [f"{k} {meta[k]} (the data have {v})" for k, v in have.items()
+           if isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) and meta[k] != v]
+    trained_on = meta.get("data")
+    if bad:
+        raise TeacherError(f"{where}: the teacher was built for other inputs: {', '.join(bad)}"
+                           + (f"; it was trained on {trained_on}" if trained_on else "")
+                           + f". Use a teacher trained on {splits.name}, or leave teacher.path unset for the zoo "
+                             "default")
+    if isinstance(trained_on, str) and trained_on != splits.name:
+        log(f"warning: the teacher in {where} was trained on {trained_on}, the search distills on {splits.name}")
+
+
 class StaticFeasibility:
     """Predicate for ``SearchSpace.admissible``: the genome meets the hard constraints that are known
     before training (params, FLOPs, MACs, size). The model is built on the meta device (no memory,
     no RNG use) and the answer is cached by genome hash."""
 
-    def __init__(self, objectives: ObjectiveSet):
+    def __init__(self, objectives: ObjectiveSet, max_params: int | None = None):
         self.objectives = objectives
+        self.max_params = max_params  # space.max_params (the teacher's size by default)
         self.cache: dict[str, bool] = {}
 
     def __call__(self, genome: Any) -> bool:
         h = genome.hash
         if h not in self.cache:
-            student = genome.to_student()
             with torch.device("meta"):
                 model = build(genome)
-            shape = (student.in_channels, student.input_size, student.input_size)
-            self.cache[h] = self.objectives.static_violation(static_metrics(model, shape)) == 0
+            params = sum(p.numel() for p in model.parameters())
+            ok = self.max_params is None or params <= self.max_params
+            if ok and any(c.name in STATIC_METRICS for c in self.objectives.constraints):
+                student = genome.to_student()  # FLOPs and the other static metrics only when constrained
+                shape = (student.in_channels, student.input_size, student.input_size)
+                ok = self.objectives.static_violation(static_metrics(model, shape)) == 0
+            self.cache[h] = ok
         return self.cache[h]
+
+
+def teacher_params(teacher: Any, info: dict[str, Any]) -> int | None:
+    """The teacher's parameter count (its card, else its module), None when it cannot be known."""
+    if isinstance(info.get("params"), int) and not isinstance(info.get("params"), bool):
+        return int(info["params"])
+    fn = getattr(teacher, "fn", None)
+    if isinstance(fn, torch.nn.Module):
+        n = sum(p.numel() for p in fn.parameters())
+        return int(n) if n > 0 else None
+    return None
 
 
 @dataclass
@@ -159,7 +226,8 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
                       latency_threads=cfg.objectives.latency_threads, threads=threads,
                       inherit_weights=cfg.inherit_weights, device=cfg.device,
                       extra={**({"feature_kd": fkd_spec} if fkd_spec else {}),
-                             **({"save_optimizer": True} if cfg.scheduler or cfg.lamarckian else {})})
+                             **({"save_optimizer": True} if cfg.scheduler or cfg.lamarckian else {})},
+                      custom_objectives={k: v.model_dump() for k, v in cfg.objectives.custom.items()})
     s = cfg.space
     space = SearchSpace(in_channels=splits.in_channels, input_size=splits.input_size,
                         num_classes=splits.num_classes, encoding=s.encoding, min_stages=s.min_stages,
@@ -169,8 +237,12 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
                         head_hidden=tuple(s.head_hidden), chromosome_blocks=s.chromosome_blocks,
                         chromosome_base_width=s.chromosome_base_width)
     objectives = ObjectiveSet.from_names(cfg.objectives.names, cfg.objectives.constraints, cfg.objectives.weights)
-    if any(c.name in STATIC_METRICS for c in objectives.constraints):
-        space = dataclasses.replace(space, admissible=StaticFeasibility(objectives))
+    max_params = teacher_params(teacher, info) if s.max_params == "teacher" else s.max_params
+    if max_params is not None and s.max_params == "teacher":
+        log(f"search space bounded by the teacher: students of at most {max_params:,} params "
+            "(space.max_params; null lifts the bound)")
+    if any(c.name in STATIC_METRICS for c in objectives.constraints) or max_params is not None:
+        space = dataclasses.replace(space, admissible=StaticFeasibility(objectives, max_params))
     space.sample(np.random.default_rng(0))  # ConfigError now, not after the run directory exists
     return StudySetup(splits, teacher, ctx, space, objectives, info)
 
@@ -183,13 +255,27 @@ def make_strategy(cfg: SearchConfig, setup: StudySetup) -> Strategy:
         params.setdefault("population_size", cfg.strategy.population)
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(1,)))
     try:
-        return create_strategy(cfg.strategy.name, setup.space, setup.objectives, rng, **params)
+        strategy = create_strategy(cfg.strategy.name, setup.space, setup.objectives, rng, **params)
     except ConfigError as e:
         if e.field.startswith("strategy."):
             raise
         raise ConfigError(f"strategy.params.{e.field}", str(e).split(": ", 1)[-1]) from None
     except TypeError as e:
         raise ConfigError("strategy.params", str(e)) from None
+    if cfg.controller is not None:
+        variation = getattr(strategy, "variation", None)
+        if variation is None or not variation.mutation_names:
+            raise ConfigError("controller", f"strategy {cfg.strategy.name!r} makes no mutated children to choose "
+                              "operators for; use nsga2, ga or regularized, or drop the controller")
+        variation.controller = create_operator_controller(cfg.controller.name, variation.mutation_names,
+                                                          **cfg.controller.params)
+    return strategy
+
+
+def operator_controller(strategy: Strategy) -> OperatorController | None:
+    """The operator controller a strategy's variation uses (None: uniform draws)."""
+    variation = getattr(strategy, "variation", None)
+    return getattr(variation, "controller", None)
 
 
 class Study(Run):
@@ -201,6 +287,7 @@ class Study(Run):
 
     kind = "search"
     budget_keys = TERMINATION_KEYS
+    legacy_defaults = {"space.max_params": None, "objectives.custom": {}}
     # the picklable per-candidate evaluation; a subclass for another genome kind (e.g. pruning) swaps it
     evaluate_fn = staticmethod(evaluate)
 
@@ -246,11 +333,16 @@ class Study(Run):
 
     # --- state ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
+        ctrl = operator_controller(self.strategy)
         return {"strategy": self.strategy.state_dict(),
-                **({"scheduler": self.scheduler.state_dict()} if self.scheduler else {})}
+                **({"scheduler": self.scheduler.state_dict()} if self.scheduler else {}),
+                **({"controller": ctrl.state_dict()} if ctrl is not None else {})}
 
     def _load_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         self.strategy.load_state_dict(state["strategy"])
+        ctrl = operator_controller(self.strategy)
+        if ctrl is not None and state.get("controller") is not None:
+            ctrl.load_state_dict(state["controller"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state.get("scheduler") or {"rungs": list(self.scheduler.rungs),
                                                                      "eta": self.scheduler.eta, "promoted": []})
@@ -323,10 +415,26 @@ class Study(Run):
         ordered = [outcomes[cid] for cid, _ in kept]
         results = [Result(o.candidate_id, p.genome, o.status, o.values, tuple(p.parents), o.reason)
                    for o, (_, p) in zip(ordered, kept, strict=True)]
+        self._reward_operators(results[:n_new], kept[:n_new])
         self.strategy.tell(results[:n_new])
         self.strategy.update(results[n_new:])  # a promoted genome's better-trained score
         self.next_id += len(kept)
         return ordered
+
+    def _reward_operators(self, results: list[Result], kept: list[tuple[int, Proposal]]) -> None:
+        """The operator controller learns from each mutated child's gain over its main parent."""
+        ctrl = operator_controller(self.strategy)
+        if ctrl is None or self.cfg.controller is None:
+            return
+        for res, (_, p) in zip(results, kept, strict=True):
+            if not p.operator or not p.parents:
+                continue
+            op = p.operator.split("+")[-1]  # the mutation is applied last
+            parent = self.store.candidate(p.parents[0])
+            if op not in ctrl.operators or parent is None or not parent["objective_values"]:
+                continue
+            ctrl.observe(op, child_reward(res.values, res.status, parent["objective_values"],
+                                          self.setup.objectives, self.cfg.controller.failure_reward))
 
     def _promotions(self) -> list[Proposal]:
         """Continuations the rung scheduler promotes (one new row each, same genome, parent = the row)."""
@@ -393,6 +501,43 @@ class Study(Run):
 
     def pareto_ids(self) -> list[int]:
         return pareto_ids(self.store, self.setup.objectives)
+
+    def best_candidates(self, k: int | None = None) -> list[dict[str, Any]]:
+        """The Pareto-optimal COMPLETE candidates, most accurate first (at most ``k``): id, genome,
+        objective values, training record (rung, steps, steps_total) and the weights file's path."""
+        rows = sorted((self.store.candidate(i) for i in self.pareto_ids()),
+                      key=lambda r: -float(r["objective_values"].get("accuracy", 0.0)))
+        out = [{"id": r["id"], "genome": r["genome"], "values": dict(r["objective_values"]), "train": r["train"],
+                "weights": str(self.store.resolve(r["weights_file"])) if r["weights_file"] else None}
+               for r in rows]
+        return out if k is None else out[:k]
+
+    def trials_dataframe(self) -> Any:
+        """Every candidate as one flat row (id, generation, status, operator, parents, seconds, each
+        metric, rung, steps, steps_total): a ``pandas.DataFrame`` when pandas is installed, else a list
+        of dicts with the same columns."""
+        rows = []
+        for r in self.store.candidates():
+            t = r["train"] or {}
+            rows.append({"id": r["id"], "generation": r["generation"], "status": r["status"],
+                         "operator": r["operator"], "parents": list(r["parents"] or []), "reason": r["reason"],
+                         "seconds": r["seconds"], **{k: v for k, v in (r["objective_values"] or {}).items()},
+                         "rung": t.get("rung", 0), "steps": t.get("steps"),
+                         "steps_total": t.get("steps_total", t.get("steps"))})
+        try:
+            import pandas as pd
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows)
+
+    def export(self, candidate_id: int | None, out_dir: str | Path, *, onnx: bool = False, int8: bool = False,
+               force: bool = False, calibration: int = 512) -> Path:
+        """Export a candidate (None: the best) like ``evofusion export``: genome + weights + card +
+        student.pt, and with ``onnx`` / ``int8`` the measured ONNX graphs. Returns the folder."""
+        from evofusion.export.run_export import export_candidate
+
+        return export_candidate(self.store, candidate_id, out_dir, onnx=onnx, int8=int8, calibration=calibration,
+                                data_dir=self.cfg.data.data_dir, force=force)[1]
 
     def finalize(self, ids: Sequence[int] | None = None, log: Any = print) -> list[dict[str, Any]]:
         """Full-data KD fine-tune of the winners (default: ``final.top_k`` spread along the Pareto front),

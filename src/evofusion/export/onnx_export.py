@@ -25,13 +25,18 @@ PARITY_BATCH_SIZES = (1, 7, 32)  # several batch sizes also exercise the dynamic
 
 
 def parity_batches(input_shape: Sequence[int], inputs: np.ndarray | torch.Tensor | None = None,
-                   seed: int = 0) -> list[np.ndarray]:
-    """Random float32 batches of ``input_shape`` (sizes 1, 7, 32), then ``inputs`` in chunks of 256."""
+                   seed: int = 0, dtype: str = "float32") -> list[np.ndarray]:
+    """Random batches of ``input_shape`` (sizes 1, 7, 32; float32 normal, or uint8 pixels), then
+    ``inputs`` in chunks of 256."""
     g = torch.Generator().manual_seed(seed)
-    batches = [torch.randn((n, *input_shape), generator=g).numpy() for n in PARITY_BATCH_SIZES]
+    if dtype == "uint8":
+        batches = [torch.randint(0, 256, (n, *input_shape), generator=g, dtype=torch.uint8).numpy()
+                   for n in PARITY_BATCH_SIZES]
+    else:
+        batches = [torch.randn((n, *input_shape), generator=g).numpy() for n in PARITY_BATCH_SIZES]
     if inputs is not None:
         arr = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        arr = np.ascontiguousarray(arr, dtype=np.uint8 if dtype == "uint8" else np.float32)
         if tuple(arr.shape[1:]) != tuple(input_shape):
             raise EvoFusionError(f"parity inputs have shape {tuple(arr.shape[1:])} per sample, "
                                  f"the model expects {tuple(input_shape)}")
@@ -56,7 +61,7 @@ def max_abs_error(model: nn.Module, session: Any, batches: Sequence[np.ndarray])
 
 def export_onnx(model: nn.Module, input_shape: Sequence[int], path: str | Path, opset: int = 17,
                 atol: float = PARITY_ATOL, inputs: np.ndarray | torch.Tensor | None = None,
-                exporter: str = "auto") -> dict[str, Any]:
+                exporter: str = "auto", input_dtype: str = "float32") -> dict[str, Any]:
     """Export ``model`` to ONNX and prove that ONNX Runtime reproduces it.
 
     Args:
@@ -67,6 +72,7 @@ def export_onnx(model: nn.Module, input_shape: Sequence[int], path: str | Path, 
         atol: largest allowed |ONNX Runtime - PyTorch| on any logit, [0, inf).
         inputs: optional real inputs (N, *input_shape) checked besides the random batches.
         exporter: ``auto`` (dynamo, then torchscript), ``dynamo`` or ``torchscript``.
+        input_dtype: ``float32`` or ``uint8`` (the graph's input type; see ``export.deploy``).
 
     Returns:
         ``{"path", "max_abs_error", "atol", "size_kb", "opset", "exporter"}``.
@@ -80,12 +86,12 @@ def export_onnx(model: nn.Module, input_shape: Sequence[int], path: str | Path, 
         raise EvoFusionError(f"atol must be >= 0, got {atol!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    batches = parity_batches(input_shape, inputs)
+    batches = parity_batches(input_shape, inputs, dtype=input_dtype)
     # Written beside the target and renamed only once it passes: a failed check leaves nothing behind.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     was_training = model.training
     try:
-        kind = torch_to_onnx(model, input_shape, tmp, opset=opset, exporter=exporter)
+        kind = torch_to_onnx(model, input_shape, tmp, opset=opset, exporter=exporter, input_dtype=input_dtype)
         onnx.checker.check_model(str(tmp))
         model.eval()
         err = max_abs_error(model, ort_session(tmp), batches)
@@ -102,4 +108,4 @@ def export_onnx(model: nn.Module, input_shape: Sequence[int], path: str | Path, 
     finally:
         model.train(was_training)
     return {"path": str(path), "max_abs_error": err, "atol": atol, "size_kb": path.stat().st_size / 1024,
-            "opset": int(actual_opset), "exporter": kind}
+            "opset": int(actual_opset), "exporter": kind, "input_dtype": input_dtype}

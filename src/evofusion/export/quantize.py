@@ -56,8 +56,8 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
     Args:
         onnx_path: the fp32 model (e.g. from :func:`export_onnx`).
         out_path: where the int8 model goes.
-        calibration: (N, C, H, W) float32 inputs from the training split, already normalized like
-            the model's inputs; N >= 1.
+        calibration: (N, C, H, W) float32 inputs from the training split, in the form the graph
+            takes (for the deployment graphs: [0, 1] images); N >= 1.
         per_channel: one weight scale per output channel (better accuracy) instead of per tensor.
 
     Returns:
@@ -100,9 +100,10 @@ def onnx_accuracy(path: str | Path, x: np.ndarray | torch.Tensor, y: np.ndarray 
         raise EvoFusionError(f"need as many labels as inputs (> 0), got {len(x)} inputs and {len(y)} labels")
     sess = ort_session(path, threads)
     name = sess.get_inputs()[0].name
+    dtype = np.uint8 if "uint8" in sess.get_inputs()[0].type else np.float32  # a graph taking 0-255 pixels
     correct = 0
     for i in range(0, len(x), batch):
-        logits = sess.run(None, {name: np.ascontiguousarray(x[i:i + batch], dtype=np.float32)})[0]
+        logits = sess.run(None, {name: np.ascontiguousarray(x[i:i + batch], dtype=dtype)})[0]
         correct += int((logits.argmax(axis=1) == y[i:i + batch]).sum())
     return correct / len(x)
 
@@ -117,37 +118,55 @@ def calibration_sample(splits: DataSplits, n: int, seed: int = 0) -> np.ndarray:
 
 def onnx_deployment(model: nn.Module, splits: DataSplits, out_dir: str | Path, int8: bool = True,
                     calibration: int = 512, threads: int = 1, seed: int = 0) -> dict[str, Any]:
-    """Write ``student.onnx`` (parity-checked) and optionally ``student.int8.onnx``; measure both.
+    """Write ``student.onnx`` (parity-checked) and optionally ``student.int8.onnx``; measure both. For
+    8-bit data sets also ``student.uint8.onnx``, which takes the pixels as stored.
 
-    Accuracy is measured with ONNX Runtime on the validation split (what selection used) and,
-    reported separately, on the test split. The int8 model is calibrated on ``calibration`` training
-    images. Latency is ONNX Runtime's on the CPU with ``threads`` intra-op threads, batch 1.
+    Every graph has the input normalization inside (:mod:`evofusion.export.deploy`): ``student.onnx``
+    and the int8 model take float32 images in [0, 1], the uint8 one 0-255 pixels; the accuracies are
+    measured on exactly those inputs, so they are what a user feeding raw images gets. Validation
+    split (what selection used) and, reported separately, the test split. The int8 model is
+    calibrated on ``calibration`` training images. Latency is ONNX Runtime's on the CPU with
+    ``threads`` intra-op threads, batch 1.
 
     Returns:
-        A card section: ``{"onnx", "int8", "accuracy", "latency_ort", "compute"}`` (``int8`` is None
-        when not asked for).
+        A card section: ``{"onnx", "uint8", "int8", "accuracy", "latency_ort", "compute"}`` (``int8`` /
+        ``uint8`` None when not asked for / not an 8-bit data set).
     """
+    from evofusion.export.deploy import Normalized, as_uint8, unit_range
+
     out = Path(out_dir)
     shape = (splits.in_channels, splits.input_size, splits.input_size)
-    val_x, val_y = splits.val.x, splits.val.y
-    fp32 = export_onnx(model, shape, out / "student.onnx", inputs=val_x[:256])
-    flops, macs = flops_and_macs(model, shape)
+    val_y, test_y = splits.val.y, splits.test.y
+    val01, test01 = unit_range(splits.val.x, splits.mean, splits.std), unit_range(splits.test.x, splits.mean, splits.std)
+    wrapped = Normalized(model, splits.mean, splits.std).eval()
     fp32_path = out / "student.onnx"
+    fp32 = export_onnx(wrapped, shape, fp32_path, inputs=val01[:256])
+    flops, macs = flops_and_macs(model, shape)
     acc: dict[str, Any] = {
-        "val": {"onnx_fp32": onnx_accuracy(fp32_path, val_x, val_y, threads=threads)},
-        "test": {"onnx_fp32": onnx_accuracy(fp32_path, splits.test.x, splits.test.y, threads=threads)},
-        "note": "val: the split selection used; test: held out, reported only",
+        "val": {"onnx_fp32": onnx_accuracy(fp32_path, val01, val_y, threads=threads)},
+        "test": {"onnx_fp32": onnx_accuracy(fp32_path, test01, test_y, threads=threads)},
+        "note": "val: the split selection used; test: held out, reported only. Inputs: raw images ([0, 1] "
+                "floats; 0-255 uint8 for student.uint8.onnx), normalization inside the graphs",
     }
     lat = {"fp32": ort_latency_ms(fp32_path, shape, threads=threads)}
-    card: dict[str, Any] = {"onnx": {**fp32, "path": fp32_path.name}, "int8": None, "accuracy": acc,
-                            "latency_ort": lat,
+    card: dict[str, Any] = {"onnx": {**fp32, "path": fp32_path.name, "input": "float32 [0, 1] NCHW"},
+                            "uint8": None, "int8": None, "accuracy": acc, "latency_ort": lat,
                             "compute": {"flops": flops, "macs": macs, "input_shape": [1, *shape],
                                         "note": "flops = 2 * macs (one multiply-add counts 2 FLOPs)"}}
+    val8, test8 = as_uint8(val01), as_uint8(test01)
+    if val8 is not None and test8 is not None:
+        u8_path = out / "student.uint8.onnx"
+        u8 = export_onnx(Normalized(model, splits.mean, splits.std, uint8=True).eval(), shape, u8_path,
+                         inputs=val8[:256], input_dtype="uint8")
+        acc["val"]["onnx_uint8_input"] = onnx_accuracy(u8_path, val8, val_y, threads=threads)
+        acc["test"]["onnx_uint8_input"] = onnx_accuracy(u8_path, test8, test_y, threads=threads)
+        card["uint8"] = {**u8, "path": u8_path.name, "input": "uint8 0-255 NCHW"}
     if int8:
         int8_path = out / "student.int8.onnx"
-        q = quantize_int8(fp32_path, int8_path, calibration_sample(splits, calibration, seed))
-        acc["val"]["onnx_int8"] = onnx_accuracy(int8_path, val_x, val_y, threads=threads)
-        acc["test"]["onnx_int8"] = onnx_accuracy(int8_path, splits.test.x, splits.test.y, threads=threads)
+        calib = unit_range(calibration_sample(splits, calibration, seed), splits.mean, splits.std)
+        q = quantize_int8(fp32_path, int8_path, calib)
+        acc["val"]["onnx_int8"] = onnx_accuracy(int8_path, val01, val_y, threads=threads)
+        acc["test"]["onnx_int8"] = onnx_accuracy(int8_path, test01, test_y, threads=threads)
         lat["int8"] = ort_latency_ms(int8_path, shape, threads=threads)
-        card["int8"] = {**q, "path": int8_path.name, "calibration_split": "train"}
+        card["int8"] = {**q, "path": int8_path.name, "calibration_split": "train", "input": "float32 [0, 1] NCHW"}
     return card

@@ -89,7 +89,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def torch_to_onnx(model: nn.Module, input_shape: Sequence[int], path: str | Path, opset: int = 17,
-                  exporter: str = "auto") -> str:
+                  exporter: str = "auto", input_dtype: str = "float32") -> str:
     """Write ``model`` as a single-file ONNX graph with a dynamic batch axis; no parity check.
 
     Args:
@@ -100,6 +100,7 @@ def torch_to_onnx(model: nn.Module, input_shape: Sequence[int], path: str | Path
             converts down when asked for less; the file's actual opset is what ``onnx`` reports.
         exporter: ``dynamo`` (torch.export based), ``torchscript`` (the legacy tracer), or ``auto``:
             dynamo, falling back to torchscript when dynamo fails.
+        input_dtype: ``float32`` or ``uint8`` (a graph that takes 0-255 pixels).
 
     Returns:
         The exporter that produced the file: ``"dynamo"`` or ``"torchscript"``.
@@ -110,7 +111,10 @@ def torch_to_onnx(model: nn.Module, input_shape: Sequence[int], path: str | Path
     if isinstance(opset, bool) or not isinstance(opset, int) or not 13 <= opset <= 25:
         raise ConfigError("opset", f"must be an integer in [13, 25], got {opset!r}")
     g = torch.Generator().manual_seed(0)
-    x = torch.randn((2, *input_shape), generator=g)
+    if input_dtype not in ("float32", "uint8"):
+        raise ConfigError("input_dtype", f"must be float32 or uint8, got {input_dtype!r}")
+    x = (torch.randint(0, 256, (2, *input_shape), generator=g, dtype=torch.uint8) if input_dtype == "uint8"
+         else torch.randn((2, *input_shape), generator=g))
     was_training = model.training
     model.eval()
     errors: list[str] = []

@@ -21,12 +21,12 @@ def completed(store: Any, objectives: ObjectiveSet) -> list[dict[str, Any]]:
 
 
 def pareto_ids(store: Any, objectives: ObjectiveSet) -> list[int]:
-    """Ids of the non-dominated COMPLETE candidates (duplicates of a genome counted once)."""
-    rows, seen = [], set()
+    """Ids of the non-dominated COMPLETE candidates; a genome scored several times (a multi-fidelity
+    promotion continues it as a new row) counts once, with its latest, best-trained row."""
+    latest: dict[str, dict[str, Any]] = {}
     for r in completed(store, objectives):
-        if r["genome_hash"] not in seen:
-            seen.add(r["genome_hash"])
-            rows.append(r)
+        latest[r["genome_hash"]] = r  # rows come in id order: the last one is the latest
+    rows = sorted(latest.values(), key=lambda r: r["id"])
     if not rows:
         return []
     F = objectives.F([r["objective_values"] for r in rows])

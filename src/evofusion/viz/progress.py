@@ -1,7 +1,9 @@
-"""Rich progress bar over a study's candidates, with ETA."""
+"""Progress of any run kind: a Rich bar with ETA on a terminal, plain periodic log lines otherwise
+(a log file, CI, a cluster job), so a long run is never silent. ``make_progress`` picks one."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.progress import (
@@ -47,3 +49,65 @@ class RichProgress(Callback):
 
     def on_study_end(self, study: Any) -> None:
         self.progress.stop()
+
+
+def _clock(seconds: float) -> str:
+    s = int(max(0, seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class LogProgress(Callback):
+    """One plain line per ``every`` seconds at most (and at every generation end, and at the end):
+    ``search: 12/40 candidates, best val acc 0.8812, 3m02s elapsed, eta 9m05s``."""
+
+    def __init__(self, console: Any = None, every: float = 30.0):
+        self.console = console
+        self.every = every  # (0, inf) seconds between two lines
+        self.best = 0.0
+        self.kind = "run"
+        self.t0 = time.perf_counter()
+        self.done0 = 0
+        self.last = float("-inf")
+
+    def _line(self, study: Any, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        done, total, unit = study.progress()
+        rate = (done - self.done0) / max(now - self.t0, 1e-9)
+        eta = f", eta {_clock((total - done) / rate)}" if total and rate > 0 and done < total else ""
+        of = f"/{total}" if total else ""
+        best = f", best val acc {self.best:.4f}" if self.best else ""
+        msg = f"{self.kind}: {done}{of} {unit}s{best}, {_clock(now - self.t0)} elapsed{eta}"
+        if self.console is not None:
+            self.console.print(msg, highlight=False)
+        else:
+            print(msg, flush=True)
+
+    def on_study_start(self, study: Any) -> None:
+        self.kind = getattr(type(study), "kind", None) or study.kind  # the run kind (a WeightStudy's .kind is its fitness)
+        self.t0 = time.perf_counter()
+        self.done0 = study.progress()[0]
+        self._line(study, force=True)
+
+    def on_candidate_end(self, study: Any, outcome: Any) -> None:
+        if outcome.status == "COMPLETE":
+            self.best = max(self.best, outcome.values.get("accuracy", 0.0))
+        self._line(study)
+
+    def on_generation_end(self, study: Any, generation: int, outcomes: list[Any]) -> None:
+        self._line(study, force=True)
+
+    def on_study_end(self, study: Any) -> None:
+        self._line(study, force=True)
+
+
+def make_progress(console: Any, quiet: bool = False, every: float = 30.0) -> list[Callback]:
+    """The progress callbacks of a CLI run: none with ``quiet``, a Rich bar on a terminal, periodic
+    log lines otherwise."""
+    if quiet:
+        return []
+    if console is not None and getattr(console, "is_terminal", False):
+        return [RichProgress(console)]
+    return [LogProgress(console, every)]

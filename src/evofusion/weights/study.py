@@ -203,9 +203,9 @@ class WeightStudy(Run):
         study = cls(wcfg, None, log)  # everything that can fail on bad input, before the directory exists
         config = {"objectives": {"names": ["accuracy", "params"], "constraints": [], "weights": {}},
                   "weights": wcfg.to_dict()}
-        data = {"name": wcfg.data.name, "fingerprint": study.splits.fingerprint(),
-                "num_classes": study.splits.num_classes}
-        store = cls._new_store(run_dir, config, data, None)
+        from evofusion.engine.study import data_meta
+
+        store = cls._new_store(run_dir, config, {**data_meta(study.splits), "name": wcfg.data.name}, None)
         study._init_run(store, callbacks)
         return study
 

@@ -18,8 +18,8 @@ function hover(c) {
   if (c.parents && c.parents.length) s += `<br>parents ${c.parents.join(', ')}`;
   return s;
 }
-function plotted(d) {
-  return d.candidates.filter(c => c.status === 'COMPLETE' && Number.isFinite(c.objectives.params)
+function plotted(d, key = 'params') {
+  return d.candidates.filter(c => c.status === 'COMPLETE' && Number.isFinite(c.objectives[key])
                                   && Number.isFinite(c.objectives.accuracy));
 }
 function defaultSelection(d) {
@@ -39,24 +39,33 @@ function onClick(id, fn) {
   bound[id] = true;
 }
 
+const LOG_METRICS = new Set(['params', 'flops', 'macs', 'latency_ms', 'latency_ort_ms', 'size_bytes']);
+// the Pareto plot's x axis: the run's first objective other than accuracy (params when none)
+function paretoAxis(d) {
+  const key = (d.objectives || []).find(o => o !== 'accuracy') || 'params';
+  const log = LOG_METRICS.has(key);
+  return {key, axis: {type: log ? 'log' : 'linear', title: {text: key + (log ? ' (log)' : '')},
+                      ...(log ? {tickformat: '~s', exponentformat: 'SI'} : {})}};
+}
+
 function drawPareto(d) {
-  const done = plotted(d), front = new Set(d.pareto);
+  const {key, axis} = paretoAxis(d), done = plotted(d, key), front = new Set(d.pareto);
   const trace = (rows, name, color, lines) => ({
     type: 'scatter', mode: lines ? 'lines+markers' : 'markers', name,
-    x: rows.map(c => c.objectives.params), y: rows.map(c => c.objectives.accuracy),
+    x: rows.map(c => c.objectives[key]), y: rows.map(c => c.objectives.accuracy),
     customdata: rows.map(c => c.id), text: rows.map(hover), hovertemplate: '%{text}<extra></extra>',
     marker: {color, size: lines ? 10 : 8, line: {color: '#fff', width: 1}}, line: {color, width: 2}});
   const others = done.filter(c => !front.has(c.id));
-  const pf = done.filter(c => front.has(c.id)).sort((a, b) => a.objectives.params - b.objectives.params);
+  const pf = done.filter(c => front.has(c.id)).sort((a, b) => a.objectives[key] - b.objectives[key]);
   const sel = done.filter(c => c.id === selected);
   const traces = [trace(others, 'candidates', GREY, false), trace(pf, 'Pareto front', RED, true)];
-  traces.push({type: 'scatter', mode: 'markers', name: 'selected', x: sel.map(c => c.objectives.params),
+  traces.push({type: 'scatter', mode: 'markers', name: 'selected', x: sel.map(c => c.objectives[key]),
                y: sel.map(c => c.objectives.accuracy), customdata: sel.map(c => c.id), text: sel.map(hover),
                hovertemplate: '%{text}<extra></extra>',
                marker: {size: 18, color: 'rgba(0,0,0,0)', line: {color: BLUE, width: 3}}});
   Plotly.react('pareto', traces, {
     margin: {l: 55, r: 10, t: 10, b: 45}, uirevision: 'pareto', hovermode: 'closest',
-    xaxis: {type: 'log', title: {text: 'parameters (log)'}}, yaxis: {title: {text: 'validation accuracy'}},
+    xaxis: axis, yaxis: {title: {text: 'validation accuracy'}},
     legend: {orientation: 'h', y: -0.18}}, CONFIG);
   onClick('pareto', select);
 }
@@ -80,7 +89,7 @@ function drawProgress(d) {
     traces.push({type: 'scatter', mode: 'lines+markers', name: 'mean params', x,
                  y: g.map(s => s.mean.params), yaxis: 'y2', line: {color: GOLD, dash: 'dot'}});
     layout.yaxis2 = {title: {text: 'parameters (log)'}, type: 'log', overlaying: 'y', side: 'right',
-                     showgrid: false};
+                     showgrid: false, tickformat: '~s', exponentformat: 'SI'};
   }
   Plotly.react('progress', traces, layout, CONFIG);
 }
