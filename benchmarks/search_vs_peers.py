@@ -62,12 +62,10 @@ def ef_config(name: str, seed: int, a: argparse.Namespace) -> dict[str, Any]:
         "strategy": {"name": "random" if name == "ef_random" else "nsga2", "population": a.population},
         "objectives": {"names": ["accuracy", "params"], "constraints": ["params <= 100000"]},
     }
-    if name in ("ef_mf", "ef_nomf"):
+    if name in ("ef_mf", "ef_nomf", "ef_mf_ctrl"):
         cfg["lamarckian"] = True
         cfg["strategy"]["params"] = {"crossover_prob": 0.5}
     if name in ("ef_mf", "ef_mf_ctrl"):
-        cfg["lamarckian"] = True
-        cfg["strategy"]["params"] = {"crossover_prob": 0.5}
         cfg["scheduler"] = {"rungs": a.rungs, "eta": a.eta}
     if name == "ef_mf_ctrl":  # the same loop with the operator controller (discounted UCB1)
         cfg["controller"] = {"name": "bandit"}

@@ -172,10 +172,9 @@ def search(
 
 def _run(cfg: Any, run_dir: Path, quiet: bool, trackers: list[Any] | None = None) -> None:
     from evofusion.engine import Study
-    from evofusion.viz.progress import make_progress
 
     # trackers first: Study matches saved callback states by position, and --quiet drops the bar
-    callbacks = [*(trackers or []), *make_progress(console, quiet)]
+    callbacks = [*(trackers or []), *_progress(quiet)]
     _complete("search", Study.create(cfg, run_dir, callbacks=callbacks, log=_logger(quiet)), quiet)
 
 
@@ -193,7 +192,6 @@ def resume(
     checkpoint ended. A config change (--set, beyond the budget keys) needs --allow-config-change and
     is recorded in the run's config history from this generation on."""
     from evofusion.store import RunStore
-    from evofusion.viz.progress import make_progress
 
     try:
         with RunStore(run_dir, lock=False, readonly=True) as s:
@@ -213,7 +211,7 @@ def resume(
         for k, v in ov.items():
             set_dotted(nested, k, v)
         log = _logger(quiet)
-        callbacks = [*_trackers(tracker or []), *make_progress(console, quiet)]
+        callbacks = [*_trackers(tracker or []), *_progress(quiet)]
         section = {"weights": "weights", "grow": "grow"}.get(kind)
         overrides = _merge_top(run_dir, nested, section)
         from evofusion.engine.run import resume_run

@@ -254,25 +254,23 @@ def test_a_kernel_enlargement_starts_its_new_taps_without_velocity() -> None:
         new_st["exp_avg_sq"][..., border]))
 
 
+def _grown(run_dir: Path, **over: Any) -> GrowthRun:
+    """A finished grow run of ``_cfg(**over)`` with the random controller (still open: close it)."""
+    run = GrowthRun.create(_cfg(**{"controller.name": "random", **over}), run_dir, log=lambda *_: None)
+    run.run()
+    return run
+
+
 def test_plateau_trigger_grows_only_when_accuracy_stops_rising(tmp_path: Path) -> None:
-    clock = GrowthRun.create(_cfg(**{"controller.name": "random"}), tmp_path / "c", log=lambda *_: None)
+    clock = _grown(tmp_path / "c")
+    n_clock = clock.events
+    clock.close()
+    run = _grown(tmp_path / "p", **{"growth.trigger": "plateau", "growth.plateau_delta": 1.0})
+    # delta 1.0: every evaluation after the first counts as a plateau, so growth happens at each
+    assert run.events == n_clock
+    run.close()
+    never = _grown(tmp_path / "n", **{"growth.trigger": "plateau", "growth.plateau_delta": 0.0})
     try:
-        clock.run()
-        n_clock = clock.events
-    finally:
-        clock.close()
-    run = GrowthRun.create(_cfg(**{"controller.name": "random", "growth.trigger": "plateau",
-                                   "growth.plateau_delta": 1.0}), tmp_path / "p", log=lambda *_: None)
-    try:
-        run.run()
-        # delta 1.0: every evaluation after the first counts as a plateau, so growth happens at each
-        assert run.events == n_clock
-    finally:
-        run.close()
-    never = GrowthRun.create(_cfg(**{"controller.name": "random", "growth.trigger": "plateau",
-                                     "growth.plateau_delta": 0.0}), tmp_path / "n", log=lambda *_: None)
-    try:
-        never.run()
         accs = {c["step"]: c["val_accuracy"] for c in never.store.growth_curve()}
         steps = sorted(accs)
         grew = {r["step"] for r in never.store.conn.execute("SELECT step FROM growth_events")}
