@@ -291,18 +291,31 @@ def _print_table(store: Any) -> None:
 
 @app.command()
 def report(
-    run_dir: Path,
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directory; more than one: the first is drawn and "
+                                                   "all are compared (Pareto fronts, hypervolume)")],
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON document for scripts")] = False,
-    html: Annotated[bool, typer.Option("--html/--no-html", help="write RUN_DIR/report.html")] = True,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="write the HTML report")] = True,
+    out_file: Annotated[Path | None, typer.Option("--out", help="HTML file [default: RUN_DIR/report.html; "
+                                                  "comparison.html for several runs]")] = None,
+    inline: Annotated[bool, typer.Option("--inline", help="plotly.js inside the page (one 5 MB file) instead "
+                                         "of plotly.min.js beside it")] = False,
 ) -> None:
-    """Pareto table in the terminal (or --json), and report.html."""
+    """Pareto table in the terminal (or --json), and report.html (several runs: a comparison page)."""
     from evofusion.store import RunStore
     from evofusion.viz import report_data, write_html_report
 
     try:
+        run_dir, others = run_dirs[0], run_dirs[1:]
+        for d in others:  # each must be a readable run before anything is written
+            RunStore(d, lock=False, readonly=True).close()
         with RunStore(run_dir, lock=False, readonly=True) as store:
             if as_json:
-                print(json.dumps(report_data(store), indent=1))
+                data = report_data(store)
+                if others:
+                    from evofusion.viz.report import comparison_data
+
+                    data["compare"] = comparison_data(run_dirs)
+                print(json.dumps(data, indent=1))
             else:
                 _print_table(store)
                 if store.get_meta("prune_report"):
@@ -310,14 +323,18 @@ def report(
 
                     print(prune_markdown(store.get_meta("prune_report")), flush=True)
             if html:
-                write_html_report(store, Path(run_dir) / "report.html")
+                target = out_file or (Path("comparison.html") if others else Path(run_dir) / "report.html")
+                written = write_html_report(store, target, compare=others, inline=inline)
+                if not as_json:
+                    console.print(f"report: {written}")
     except EvoFusionError as e:
         _fail(e)
 
 
 @app.command()
 def dashboard(
-    run_dir: Path,
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directory; more than one: the first is drawn and "
+                                                   "all are compared")],
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 picks a free port")] = 8765,
     host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="open the page in a browser")] = True,
@@ -327,7 +344,8 @@ def dashboard(
     from evofusion.viz.dashboard import serve_dashboard
 
     try:
-        server = serve_dashboard(run_dir, host=host, port=port, poll_seconds=poll)
+        run_dir = run_dirs[0]
+        server = serve_dashboard(run_dir, host=host, port=port, poll_seconds=poll, compare=run_dirs[1:])
     except EvoFusionError as e:
         _fail(e)
     except OSError as e:

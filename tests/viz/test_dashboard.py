@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from evofusion import Study
 from evofusion.cli import app
+from evofusion.errors import RunStoreError
 from evofusion.viz import dashboard as dashboard_mod
 from evofusion.viz.dashboard import DashboardServer, read_run, serve_dashboard
 from tests.conftest import tiny_config
@@ -102,6 +103,31 @@ def test_lineage_endpoint(served: DashboardServer) -> None:
     assert get(served.url + "api/lineage/999")[0] == 404
     assert get(served.url + "api/lineage/abc")[0] == 400
     assert get(served.url + "nothing")[0] == 404
+
+
+def test_arch_endpoint_draws_one_candidate(served: DashboardServer) -> None:
+    d = json.loads(get(served.url + "api/data")[2])
+    c = d["candidates"][0]
+    code, _, body = get(served.url + f"api/arch/{c['id']}")
+    arch = json.loads(body)
+    assert code == 200 and arch["params"] == c["objectives"]["params"]
+    assert sum(layer["params"] for layer in arch["layers"]) == arch["params"]  # every parameter drawn once
+    assert sum(layer["flops"] for layer in arch["layers"]) == arch["flops"]
+    assert [layer["type"] for layer in arch["layers"]][-1] == "Linear"
+    assert get(served.url + "api/arch/999")[0] == 404
+    assert get(served.url + "api/arch/x")[0] == 400
+
+
+def test_dashboard_of_several_runs_compares_them(finished_run: Path, run_copy: Path) -> None:
+    srv = serve_dashboard(finished_run, port=0, compare=[run_copy]).start()
+    try:
+        d = json.loads(get(srv.url + "api/data")[2])
+    finally:
+        srv.close()
+    assert [r["run_dir"] for r in d["compare"]] == [str(finished_run), str(run_copy)]
+    assert all(len(r["hv"]) == 8 and r["pareto"] for r in d["compare"])
+    with pytest.raises(RunStoreError):
+        serve_dashboard(finished_run, port=0, compare=[run_copy / "missing"])
 
 
 def test_growth_events_are_read_when_the_table_exists(run_copy: Path) -> None:

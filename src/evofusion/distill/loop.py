@@ -77,8 +77,13 @@ class TrainReport:
     seconds: float = 0.0
     samples_seen: int = 0
     loss_history: list[float] = field(default_factory=list)
+    # the training curve: mean training loss over each stretch of ~1/CURVE_POINTS of the run
+    # ([step, loss] pairs) and every validation accuracy ([step, accuracy]), for the dashboard
+    curve: dict[str, list[list[float]]] = field(default_factory=lambda: {"loss": [], "val": []})
     optimizer_state: dict[str, torch.Tensor] = field(default_factory=dict)  # see optimizer_tensors
 
+
+CURVE_POINTS = 24  # loss points per training call in TrainReport.curve
 
 MOMENTS = ("exp_avg", "exp_avg_sq", "momentum_buffer")  # per-parameter optimizer state that is carried
 
@@ -246,6 +251,8 @@ def train(
     step = 0
     order = subset[torch.randperm(n_use, generator=g)]
     pos = 0
+    curve_every = max(1, total // CURVE_POINTS)
+    loss_sum, loss_n = torch.zeros(()), 0  # summed on the model's device: no sync every step
     while step < total:
         if pos >= n_use:
             order, pos = subset[torch.randperm(n_use, generator=g)], 0
@@ -266,6 +273,10 @@ def train(
         sched.step()
         step += 1
         report.samples_seen += len(idx)
+        loss_sum, loss_n = loss_sum.to(loss.device) + loss.detach(), loss_n + 1
+        if step % curve_every == 0 or step == total:
+            report.curve["loss"].append([step, round(float(loss_sum) / loss_n, 5)])
+            loss_sum, loss_n = torch.zeros((), device=loss.device), 0
         if step % steps_per_epoch == 0 or step == total:
             report.loss_history.append(float(loss.detach()))
         if on_epoch is not None and step % steps_per_epoch == 0:
@@ -274,6 +285,7 @@ def train(
         if val is not None and (step % eval_every == 0 or step == total):
             acc = evaluate_accuracy(model, *val)
             report.final_val_accuracy = acc
+            report.curve["val"].append([step, round(acc, 5)])
             if on_eval is not None:
                 on_eval(step, acc)
             if report.best_val_accuracy is None or acc > report.best_val_accuracy + cfg.min_delta:

@@ -87,7 +87,7 @@ def _train_candidate(model: torch.nn.Module, arrays: dict[str, torch.Tensor], ct
                    feature_kd=feature_kd_from_spec(ctx.extra.get("feature_kd")), optimizer_state=optimizer_state)
     return {"steps": report.steps, "epochs": report.epochs, "seconds": report.seconds,
             "stopped_early": report.stopped_early, "samples_seen": report.samples_seen,
-            "optimizer_state": report.optimizer_state}
+            "curve": report.curve, "optimizer_state": report.optimizer_state}
 
 
 def evaluate(job: EvalJob) -> EvalOutcome:

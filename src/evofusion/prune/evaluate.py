@@ -103,7 +103,7 @@ def evaluate_prune(job: EvalJob) -> EvalOutcome:
             rep = train(model, arrays["train_x"], arrays["train_y"], TrainConfig(**ctx.train),
                         teacher_logits=arrays.get("train_t"), val=val, generator=gen)
             info.update(steps=rep.steps, epochs=rep.epochs, seconds=rep.seconds,
-                        stopped_early=rep.stopped_early, samples_seen=rep.samples_seen)
+                        stopped_early=rep.stopped_early, samples_seen=rep.samples_seen, curve=rep.curve)
         values["accuracy"] = evaluate_accuracy(model, *val)
         return finish_candidate(job, model, input_shape(genome), values, info, objectives, t0)
     except Exception as e:  # a candidate's crash is data, not a crashed run

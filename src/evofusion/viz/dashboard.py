@@ -8,11 +8,15 @@
 * ``/plotly.min.js``    plotly.js from the installed plotly package (no CDN, the page makes no
                         request outside this server);
 * ``/api/data``         ``report_data`` of the run as JSON;
-* ``/api/lineage/<id>`` the ancestors of one candidate (``report.lineage``).
+* ``/api/lineage/<id>`` the ancestors of one candidate (``report.lineage``);
+* ``/api/arch/<id>``    one candidate's layers with params and FLOPs (``analysis.layer_table``).
+
+Given several run directories, the first is the one drawn and ``/api/data`` also carries the
+comparison of all of them (Pareto fronts and hypervolume on one reference point).
 
 Every request opens the database read-only (``mode=ro``) and closes it again, so a search writing the
 same run at the same time is never blocked (WAL mode); a reader that meets a busy database retries.
-``write_html_report`` renders the same page with the data embedded and plotly.js inlined.
+``write_html_report`` renders the same page with the data embedded and plotly.js beside it (or inlined).
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from typing import Any, TypeVar
 
 from evofusion.errors import RunStoreError
 from evofusion.store import RunStore
+from evofusion.viz.analysis import layer_table
 from evofusion.viz.page import plotly_js, render_page, to_json  # noqa: F401 - re-exported
-from evofusion.viz.report import candidate_rows, lineage, report_data
+from evofusion.viz.report import candidate_rows, comparison_data, lineage, report_data
 
 T = TypeVar("T")
 def _busy(e: BaseException) -> bool:
@@ -85,8 +90,8 @@ class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 16
 
-    def __init__(self, run_dir: Path, host: str, port: int, poll_seconds: float):
-        self.run_dir, self.poll_seconds = run_dir, poll_seconds
+    def __init__(self, run_dir: Path, host: str, port: int, poll_seconds: float, compare: list[Path] = ()):
+        self.run_dir, self.poll_seconds, self.compare = run_dir, poll_seconds, list(compare)
         self._thread: threading.Thread | None = None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((host, port), _Handler)
@@ -124,16 +129,18 @@ class DashboardServer(ThreadingHTTPServer):
 
 
 def serve_dashboard(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
-                    poll_seconds: float = 2.0) -> DashboardServer:
+                    poll_seconds: float = 2.0, compare: list[str | Path] = ()) -> DashboardServer:
     """Bind the dashboard of ``run_dir`` on ``host:port`` (0 picks a free port) and return the server,
     not yet serving: call ``serve_forever()`` (blocks) or ``start()`` (daemon thread), then ``close()``.
+    ``compare``: other run directories shown beside it (the comparison panel).
 
     Raises:
-        RunStoreError: ``run_dir`` holds no readable run database.
+        RunStoreError: ``run_dir`` (or one of ``compare``) holds no readable run database.
     """
-    run_dir = Path(run_dir)
-    read_run(run_dir, lambda s: s.count())  # fail now, with the store's message, not on the first request
-    return DashboardServer(run_dir, host, port, poll_seconds)
+    dirs = [Path(run_dir), *(Path(c) for c in compare)]
+    for d in dirs:  # fail now, with the store's message, not on the first request
+        read_run(d, lambda s: s.count())
+    return DashboardServer(dirs[0], host, port, poll_seconds, dirs[1:])
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -155,6 +162,28 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, obj: Any) -> None:
         self._send(code, to_json(obj), "application/json")
 
+    def _candidate(self, path: str, fn: Callable[[dict[str, Any]], Any] | None) -> None:
+        """``/api/<what>/<id>``: ``fn(candidate row)``, or the lineage when ``fn`` is None; 400 for a
+        malformed id, 404 for an unknown one (or a genome that cannot be drawn)."""
+        try:
+            cid = int(path.rsplit("/", 1)[1])
+        except ValueError:
+            self._json(400, {"error": f"not a candidate id: {path.rsplit('/', 1)[1]!r}"})
+            return
+        rows = read_run(self.server.run_dir, candidate_rows)
+        if fn is None:
+            try:
+                self._json(200, lineage(rows, cid))
+            except KeyError:
+                self._json(404, {"error": f"no candidate {cid}"})
+            return
+        row = next((r for r in rows if r["id"] == cid), None)
+        result = fn(row) if row is not None else None
+        if result is None:
+            self._json(404, {"error": f"no candidate {cid}" if row is None else f"candidate {cid} cannot be drawn"})
+        else:
+            self._json(200, result)
+
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         path = self.path.split("?", 1)[0]
         host = (self.headers.get("Host") or "").strip().lower()
@@ -170,17 +199,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/plotly.min.js":
                 self._send(200, plotly_js(), "application/javascript; charset=utf-8", cache=True)
             elif path == "/api/data":
-                self._json(200, read_run(self.server.run_dir, report_data))
+                data = read_run(self.server.run_dir, report_data)
+                if self.server.compare:
+                    data["compare"] = comparison_data([self.server.run_dir, *self.server.compare], read_run)
+                self._json(200, data)
+            elif path.startswith("/api/arch/"):
+                self._candidate(path, lambda c: layer_table(c["genome"]))
             elif path.startswith("/api/lineage/"):
-                try:
-                    cid = int(path.rsplit("/", 1)[1])
-                except ValueError:
-                    self._json(400, {"error": f"not a candidate id: {path.rsplit('/', 1)[1]!r}"})
-                    return
-                try:
-                    self._json(200, lineage(read_run(self.server.run_dir, candidate_rows), cid))
-                except KeyError:
-                    self._json(404, {"error": f"no candidate {cid}"})
+                self._candidate(path, None)
             else:
                 self._json(404, {"error": f"no such page: {path}"})
         except (BrokenPipeError, ConnectionResetError):

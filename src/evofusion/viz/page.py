@@ -53,17 +53,18 @@ def asset(name: str) -> str:
     return files("evofusion.viz").joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def render_page(data: dict[str, Any] | None, *, poll_seconds: float = 2.0, title: str = "EvoFusion") -> str:
-    """The dashboard page. ``data=None``: live, plotly.js from ``/plotly.min.js`` and ``/api/data``
-    polled every ``poll_seconds``. Otherwise static and self-contained: ``data`` embedded as JSON and
-    plotly.js inlined (no ``<script src=``)."""
+def render_page(data: dict[str, Any] | None, *, poll_seconds: float = 2.0, title: str = "EvoFusion",
+                plotly_src: str | None = None) -> str:
+    """The dashboard page. ``data=None``: live, plotly.js from ``/plotly.min.js`` and ``/api/data`` polled
+    every ``poll_seconds``. Otherwise static: ``data`` embedded as JSON and plotly.js inlined (no
+    ``<script src=``), or loaded from the relative URL ``plotly_src`` (a file beside the page)."""
     live = data is None
     if live:
         head_js = '<script src="/plotly.min.js"></script>'
         boot = f"const LIVE = true, POLL_MS = {int(poll_seconds * 1000)}, EMBEDDED = null;"
         written = ""
     else:
-        head_js = f"<script>{plotly_js()}</script>"
+        head_js = f'<script src="{html.escape(plotly_src)}"></script>' if plotly_src else f"<script>{plotly_js()}</script>"
         embedded = script_safe_json(data)
         boot = f"const LIVE = false, POLL_MS = 0, EMBEDDED = {embedded};"
         written = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -20,31 +20,47 @@ def _objectives(store: RunStore) -> ObjectiveSet:
 
 
 def candidate_rows(store: RunStore) -> list[dict[str, Any]]:
-    """Every candidate as a plain dict: id, generation, status, parents, operator, objectives, genome."""
-    return [{"id": r["id"], "generation": r["generation"], "status": r["status"], "parents": r["parents"],
-             "operator": r["operator"], "objectives": r["objective_values"], "reason": r["reason"],
-             "genome_hash": r["genome_hash"], "seconds": r["seconds"], "genome": r["genome"]}
-            for r in store.candidates()]
+    """Every candidate as a plain dict: id, generation, status, parents, operator, objectives, genome,
+    reason, timings (``started``/``finished`` epoch seconds) and its training: ``rung``, ``steps``,
+    ``steps_total`` (along its lineage) and ``curve`` (training loss and validation accuracy by step)."""
+    from evofusion.viz.analysis import genome_features
+
+    rows = []
+    for r in store.candidates():
+        t = r.get("train") or {}
+        rows.append({"id": r["id"], "generation": r["generation"], "status": r["status"], "parents": r["parents"],
+                     "operator": r["operator"], "objectives": r["objective_values"], "reason": r["reason"],
+                     "genome_hash": r["genome_hash"], "seconds": r["seconds"], "genome": r["genome"],
+                     "started": r.get("started"), "finished": r.get("finished"),
+                     "train": {k: t[k] for k in ("rung", "steps", "steps_total", "curve") if k in t},
+                     "features": genome_features(r["genome"])})
+    return rows
 
 
 def report_data(store: RunStore) -> dict[str, Any]:
-    """Every candidate (id, generation, status, parents, operator, objectives, genome), the Pareto ids,
-    the finals, best and mean of each objective per generation, and growth events (if any)."""
+    """Every candidate (``candidate_rows``), the Pareto ids, the finals, best and mean of each
+    objective per generation, hypervolume after each evaluation, growth events (if any) and the run's
+    kind, data and teacher."""
     from evofusion.objectives.selection import pareto_ids
+    from evofusion.viz.analysis import hv_history, hv_reference, one_size, size_key
 
     objectives = _objectives(store)
     cands = candidate_rows(store)
     finals = [{"id": f["candidate_id"], "val_accuracy": f["val_accuracy"], "test_accuracy": f["test_accuracy"],
                "objectives": f["objective_values"]} for f in store.finals()]
     best = max(finals, key=lambda f: f["val_accuracy"])["id"] if finals else None
-    return {"run_dir": str(store.dir), "objectives": objectives.names, "candidates": cands,
-            "pareto": pareto_ids(store, objectives), "finals": finals, "best": best,
+    key = size_key(objectives.names)
+    ref = hv_reference([cands], key)
+    return {"run_dir": str(store.dir), "kind": store.kind(), "objectives": objectives.names,
+            "candidates": cands, "pareto": pareto_ids(store, objectives), "finals": finals, "best": best,
             "teacher": store.get_meta("teacher"), "data": store.get_meta("data"),
             "counts": {s: sum(1 for c in cands if c["status"] == s)
                        for s in ("COMPLETE", "FAILED", "INFEASIBLE", "PENDING")},
             "directions": {o.name: o.direction for o in objectives.objectives},
             "generations": generation_stats(cands, objectives), "growth": growth_events(store),
-            "growth_curve": store.growth_curve(), "pruning": store.get_meta("prune_report")}
+            "growth_curve": store.growth_curve(), "pruning": store.get_meta("prune_report"),
+            "hv": {"key": key, "ref": ref, "history": hv_history(cands, key, ref),
+                   "best_accuracy": one_size(cands, key)}, "arch": {}, "compare": []}
 
 
 def _finite(v: Any) -> bool:
@@ -115,16 +131,69 @@ def lineage(cands: list[dict[str, Any]], cid: int) -> dict[str, Any]:
     return {"id": cid, "nodes": nodes, "edges": edges, "tree": tree(cid)}
 
 
-def write_html_report(store: RunStore, out: str | Path | None = None) -> Path:
-    """One self-contained HTML file (data embedded as JSON, plotly.js inlined, no request outside it):
-    the live dashboard's page frozen at this moment: Pareto front (accuracy vs params, hover =
-    candidate), objectives per generation, lineage of the best candidate, architecture growth (if
-    any), the finals and a sortable candidate table."""
-    from evofusion.viz.page import render_page
+def embed_architectures(data: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
+    """Add ``arch`` (``analysis.layer_table`` by candidate id) for the Pareto candidates, the finals
+    and then the other COMPLETE candidates, at most ``limit`` (``ARCH_EMBED_LIMIT``)."""
+    from evofusion.viz.analysis import ARCH_EMBED_LIMIT, layer_table
 
-    data = report_data(store)
+    limit = ARCH_EMBED_LIMIT if limit is None else limit
+    by_id = {c["id"]: c for c in data["candidates"]}
+    order = [*data["pareto"], *(f["id"] for f in data["finals"]),
+             *(c["id"] for c in data["candidates"] if c["status"] == "COMPLETE")]
+    arch: dict[str, Any] = {}
+    for cid in dict.fromkeys(order):
+        if len(arch) >= limit:
+            break
+        if cid in by_id and (t := layer_table(by_id[cid]["genome"])) is not None:
+            arch[str(cid)] = t
+    data["arch"] = arch
+    return data
+
+
+def comparison_data(run_dirs: list[str | Path], read: Any = None) -> list[dict[str, Any]]:
+    """``report_data`` of each run directory, then their comparison (``analysis.compare_runs``);
+    ``read(run_dir, fn)`` opens a store (the dashboard's retrying reader; default a plain one)."""
+    from evofusion.viz.analysis import compare_runs
+
+    def plain(d: str | Path, fn: Any) -> Any:
+        with RunStore(d, lock=False, readonly=True) as st:
+            return fn(st)
+
+    return compare_runs([(read or plain)(d, report_data) for d in run_dirs])
+
+
+PLOTLY_FILE = "plotly.min.js"
+
+
+def write_html_report(store: RunStore, out: str | Path | None = None, *, compare: list[str | Path] = (),
+                      inline: bool = False) -> Path:
+    """report.html: the live dashboard's page frozen at this moment, data embedded as JSON: Pareto
+    front (x axis = the run's size objective), hypervolume over evaluations and wall time, objectives
+    per generation, parallel coordinates over genome features and objectives, the selected
+    candidate's lineage, architecture (layers with params and FLOPs) and training curve, growth (grow
+    runs), the finals and a sortable table. ``compare``: other run directories drawn beside this one
+    (Pareto fronts and hypervolume on one reference point).
+
+    plotly.js (4.8 MB) is written once as ``plotly.min.js`` beside the page, which loads it by a
+    relative path, so the page itself stays small (under 1 MB for a 100-candidate run) and opens
+    offline; ``inline=True`` puts plotly.js inside instead (one self-contained file to send around).
+    """
+    from evofusion.store.atomic import atomic_write_bytes
+    from evofusion.viz.page import plotly_js, render_page
+
+    data = embed_architectures(report_data(store))
+    if compare:
+        data["compare"] = comparison_data([store.dir, *compare])
     out = Path(out) if out else store.dir / "report.html"
-    page = render_page(data, title=f"EvoFusion report: {store.dir}")
+    if inline:
+        page = render_page(data, title=f"EvoFusion report: {store.dir}")
+    else:
+        page = render_page(data, title=f"EvoFusion report: {store.dir}", plotly_src=PLOTLY_FILE)
+        js = plotly_js().encode()
+        lib = out.parent / PLOTLY_FILE
+        if not lib.exists() or lib.stat().st_size != len(js):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(lib, js)
     if data.get("pruning"):  # a pruning run (evofusion prune): the seed's table and the noise check
         from evofusion.viz.prune_section import prune_section_html
 

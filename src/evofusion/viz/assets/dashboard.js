@@ -40,36 +40,70 @@ function onClick(id, fn) {
 }
 
 const LOG_METRICS = new Set(['params', 'flops', 'macs', 'latency_ms', 'latency_ort_ms', 'size_bytes']);
-// the Pareto plot's x axis: the run's first objective other than accuracy (params when none)
-function paretoAxis(d) {
-  const key = (d.objectives || []).find(o => o !== 'accuracy') || 'params';
+const RUN_COLOURS = [RED, BLUE, GOLD, '#66a182', '#8d6a9f', '#00798c', '#6c757d'];
+let ARCH = {};  // layer tables by candidate id: embedded in a report, fetched on demand when live
+function sizeKey(d) { return (d.objectives || []).find(o => o !== 'accuracy') || 'params'; }
+function logAxis(key, title) {
   const log = LOG_METRICS.has(key);
-  return {key, axis: {type: log ? 'log' : 'linear', title: {text: key + (log ? ' (log)' : '')},
-                      ...(log ? {tickformat: '~s', exponentformat: 'SI'} : {})}};
+  return {type: log ? 'log' : 'linear', title: {text: (title || key) + (log ? ' (log)' : '')},
+          ...(log ? {tickformat: '~s', exponentformat: 'SI'} : {})};
+}
+// the Pareto plot's x axis: the run's first objective other than accuracy (params when none); when
+// every candidate has the same value (a weight-evolution run: one architecture) the generation
+function paretoAxis(d) {
+  const key = sizeKey(d), values = new Set(plotted(d, key).map(c => c.objectives[key]));
+  if (values.size === 1) {
+    const anc = d.candidates.some(c => c.generation < 0);
+    return {key, byGeneration: true, value: [...values][0], x: c => c.generation,
+            axis: {title: {text: 'generation' + (anc ? ' (-1 = back-propagation ancestors)' : '')}, dtick: 1}};
+  }
+  return {key, byGeneration: false, x: c => c.objectives[key], axis: logAxis(key)};
 }
 
 function drawPareto(d) {
-  const {key, axis} = paretoAxis(d), done = plotted(d, key), front = new Set(d.pareto);
+  const ax = paretoAxis(d), key = ax.key, done = plotted(d, key), front = new Set(d.pareto);
+  document.getElementById('pareto-title').textContent = ax.byGeneration
+    ? `Validation accuracy by generation (one architecture: ${fmt(ax.value)} ${key})`
+    : `Pareto front: validation accuracy vs ${key}`;
   const trace = (rows, name, color, lines) => ({
     type: 'scatter', mode: lines ? 'lines+markers' : 'markers', name,
-    x: rows.map(c => c.objectives[key]), y: rows.map(c => c.objectives.accuracy),
+    x: rows.map(ax.x), y: rows.map(c => c.objectives.accuracy),
     customdata: rows.map(c => c.id), text: rows.map(hover), hovertemplate: '%{text}<extra></extra>',
     marker: {color, size: lines ? 10 : 8, line: {color: '#fff', width: 1}}, line: {color, width: 2}});
   const others = done.filter(c => !front.has(c.id));
-  const pf = done.filter(c => front.has(c.id)).sort((a, b) => a.objectives[key] - b.objectives[key]);
+  const pf = done.filter(c => front.has(c.id)).sort((a, b) => ax.x(a) - ax.x(b));
   const sel = done.filter(c => c.id === selected);
-  const traces = [trace(others, 'candidates', GREY, false), trace(pf, 'Pareto front', RED, true)];
-  traces.push({type: 'scatter', mode: 'markers', name: 'selected', x: sel.map(c => c.objectives[key]),
+  const traces = [trace(others, 'candidates', GREY, false),
+                  trace(pf, ax.byGeneration ? 'best' : 'Pareto front', RED, !ax.byGeneration)];
+  traces.push({type: 'scatter', mode: 'markers', name: 'selected', x: sel.map(ax.x),
                y: sel.map(c => c.objectives.accuracy), customdata: sel.map(c => c.id), text: sel.map(hover),
                hovertemplate: '%{text}<extra></extra>',
                marker: {size: 18, color: 'rgba(0,0,0,0)', line: {color: BLUE, width: 3}}});
   Plotly.react('pareto', traces, {
     margin: {l: 55, r: 10, t: 10, b: 45}, uirevision: 'pareto', hovermode: 'closest',
-    xaxis: axis, yaxis: {title: {text: 'validation accuracy'}},
+    xaxis: ax.axis, yaxis: {title: {text: 'validation accuracy'}},
     legend: {orientation: 'h', y: -0.18}}, CONFIG);
   onClick('pareto', select);
 }
 
+function drawHV(d) {
+  const hv = d.hv || {history: [], key: 'params', ref: [1, 1]}, h = hv.history || [];
+  const log = LOG_METRICS.has(hv.key), timed = h.filter(p => p.seconds !== null && p.seconds !== undefined);
+  document.getElementById('hv-title').textContent = hv.best_accuracy
+    ? 'Best validation accuracy so far (one architecture, so no hypervolume)'
+    : `Hypervolume of (validation error, ${log ? 'log10 ' : ''}${hv.key}), reference (${fmt(hv.ref[0])}, ${fmt(hv.ref[1])})`;
+  const last = h.length ? h[h.length - 1].hv : 0;
+  Plotly.react('hv', [
+    {type: 'scatter', mode: 'lines', name: 'by evaluations', x: h.map(p => p.n), y: h.map(p => p.hv),
+     line: {color: RED, shape: 'hv'}, hovertemplate: '%{x} evaluations: %{y:.4f}<extra></extra>'},
+    {type: 'scatter', mode: 'lines', name: 'by wall time', x: timed.map(p => p.seconds / 60),
+     y: timed.map(p => p.hv), xaxis: 'x2', yaxis: 'y2', line: {color: BLUE, shape: 'hv'},
+     hovertemplate: '%{x:.1f} min: %{y:.4f}<extra></extra>'}], {
+    margin: {l: 55, r: 10, t: 10, b: 45}, uirevision: 'hv', showlegend: false,
+    xaxis: {domain: [0, 0.46], title: {text: 'evaluations'}}, yaxis: {title: {text: `${hv.best_accuracy ? 'best accuracy' : 'hypervolume'} (now ${fmt(last)})`}},
+    xaxis2: {domain: [0.54, 1], title: {text: 'wall time (min)'}, anchor: 'y2'},
+    yaxis2: {anchor: 'x2', matches: 'y'}}, CONFIG);
+}
 function drawProgress(d) {
   const g = d.generations.filter(s => s.best.accuracy !== undefined);
   const x = g.map(s => s.generation);
@@ -173,6 +207,160 @@ function drawGrowth(d) {
                           line: {color: '#bcccdc', dash: 'dot', width: 1}}))}, CONFIG);
 }
 
+function svgEl(tag, attrs, text) {
+  const e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+function message(el, text) { el.innerHTML = `<p class="muted">${esc(text)}</p>`; }
+
+// one polyline per COMPLETE candidate across genome features and objectives (axes with one value
+// only are left out); red = Pareto front, blue = selected; click a line to select its candidate
+function drawParcoords(d) {
+  const el = document.getElementById('parcoords');
+  const done = d.candidates.filter(c => c.status === 'COMPLETE');
+  const fkeys = [];
+  for (const c of done) for (const k of Object.keys(c.features || {})) if (!fkeys.includes(k)) fkeys.push(k);
+  const dims = [...fkeys.map(k => ({label: k, get: c => (c.features || {})[k], log: false})),
+                ...d.objectives.map(o => ({label: o, get: c => c.objectives[o], log: LOG_METRICS.has(o), obj: true}))]
+    .filter(dim => new Set(done.map(dim.get).filter(Number.isFinite)).size > 1);
+  document.getElementById('parcoords-title').textContent =
+    `Parallel coordinates: ${dims.filter(x => !x.obj).length} genome features, ${dims.filter(x => x.obj).length} objectives`;
+  el.innerHTML = '';
+  if (done.length < 2 || dims.length < 2) {
+    message(el, 'nothing to compare: fewer than two COMPLETE candidates, or they differ in at most one genome feature or objective');
+    return;
+  }
+  const W = Math.max(el.clientWidth || 600, 64 * dims.length), H = 380, L = 40, R = 40, T = 34, B = 22;
+  const t = (dim, v) => (dim.log ? Math.log10(Math.max(v, 1e-12)) : v);
+  for (const dim of dims) {
+    const vals = done.map(dim.get).filter(Number.isFinite).map(v => t(dim, v));
+    dim.lo = Math.min(...vals); dim.hi = Math.max(...vals);
+  }
+  const xs = dims.map((_, i) => L + i * (W - L - R) / (dims.length - 1));
+  const y = (dim, v) => T + (1 - (t(dim, v) - dim.lo) / ((dim.hi - dim.lo) || 1)) * (H - T - B);
+  const svg = svgEl('svg', {width: W, height: H, role: 'img'}), front = new Set(d.pareto);
+  const rows = done.slice().sort((a, b) => (front.has(a.id) - front.has(b.id)) || ((a.id === selected) - (b.id === selected)));
+  for (const c of rows) {
+    const pts = dims.map((dim, i) => [i, dim, dim.get(c)]).filter(([, , v]) => Number.isFinite(v))
+      .map(([i, dim, v]) => `${xs[i].toFixed(1)},${y(dim, v).toFixed(1)}`);
+    const line = svgEl('polyline', {points: pts.join(' '), 'data-id': c.id, stroke: front.has(c.id) ? RED : GREY,
+                                    class: 'pc-line' + (c.id === selected ? ' sel' : '')});
+    line.appendChild(svgEl('title', {}, hover(c).replace(/<br>/g, '\n').replace(/<\/?b>/g, '')));
+    line.addEventListener('click', () => select(c.id));
+    svg.appendChild(line);
+  }
+  dims.forEach((dim, i) => {
+    svg.appendChild(svgEl('line', {x1: xs[i], x2: xs[i], y1: T, y2: H - B, class: 'pc-axis'}));
+    const anchor = i === 0 ? 'start' : i === dims.length - 1 ? 'end' : 'middle';
+    svg.appendChild(svgEl('text', {x: xs[i], y: 12, 'text-anchor': anchor, class: 'pc-label'}, dim.label));
+    const back = v => (dim.log ? 10 ** v : v);
+    svg.appendChild(svgEl('text', {x: xs[i], y: T - 6, 'text-anchor': anchor, class: 'muted'}, fmt(back(dim.hi))));
+    svg.appendChild(svgEl('text', {x: xs[i], y: H - 6, 'text-anchor': anchor, class: 'muted'}, fmt(back(dim.lo))));
+  });
+  el.appendChild(svg);
+}
+
+// the selected candidate's layers left to right: box height ~ log(channels), params and FLOPs below
+function drawArch(d) {
+  const el = document.getElementById('arch'), title = document.getElementById('arch-title');
+  if (selected === null) { title.textContent = 'Architecture'; el.innerHTML = ''; return; }
+  const a = ARCH[selected];
+  if (!a) {
+    title.textContent = `Architecture of candidate #${selected}`;
+    if (LIVE && a !== null) {
+      ARCH[selected] = null;  // one request per candidate
+      const id = selected;
+      fetch('/api/arch/' + id, {cache: 'no-store'}).then(r => (r.ok ? r.json() : null)).then(t => {
+        ARCH[id] = t; if (selected === id) drawArch(DATA);
+      }).catch(() => {});
+    }
+    message(el, LIVE && a !== null ? 'drawing ...' : 'no drawing for this candidate (not built here)');
+    return;
+  }
+  title.textContent = `Architecture of candidate #${selected}: ${a.layers.length} layers, ` +
+                      `${fmt(a.params)} params, ${fmt(a.flops)} FLOPs`;
+  const boxes = [{detail: 'input', shape: a.input, params: 0, flops: 0, then: [], type: 'input'}, ...a.layers];
+  const maxc = Math.max(...boxes.map(b => b.shape[0] || 1)), BW = 112, GAP = 16, H = 250, TOP = 8, MAXH = 120;
+  const svg = svgEl('svg', {width: boxes.length * (BW + GAP) + 10, height: H, role: 'img'});
+  boxes.forEach((b, i) => {
+    const x = 5 + i * (BW + GAP), h = 18 + MAXH * Math.log2((b.shape[0] || 1) + 1) / Math.log2(maxc + 1), yb = TOP + (MAXH + 18 - h) / 2;
+    const cls = 'arch-box' + (b.type.includes('Pool') ? ' pool' : b.type === 'Linear' ? ' linear' : '');
+    const g = svgEl('g', {class: 'arch-layer', 'data-name': b.name || 'input'});
+    const rect = svgEl('rect', {x, y: yb, width: BW, height: h, rx: 4, class: cls});
+    rect.appendChild(svgEl('title', {}, `${b.name || 'input'}: ${b.detail}${b.then.length ? ' + ' + b.then.join(', ') : ''}`));
+    g.appendChild(rect);
+    if (i) svg.appendChild(svgEl('line', {x1: x - GAP, x2: x, y1: TOP + MAXH / 2 + 9, y2: TOP + MAXH / 2 + 9, stroke: '#9aa5b1'}));
+    const lines = [b.detail, b.shape.join('×'), ...(b.type === 'input' ? [] : [`${fmt(b.params)} params`, `${fmt(b.flops)} FLOPs`]),
+                   b.then.filter(k => !k.startsWith('Batch')).join(' ').slice(0, 18)];
+    lines.forEach((text, k) => g.appendChild(svgEl('text', {x: x + BW / 2, y: TOP + MAXH + 36 + 14 * k, 'text-anchor': 'middle',
+                                                          class: k > 1 ? 'muted' : ''}, text)));
+    svg.appendChild(g);
+  });
+  el.innerHTML = '';
+  el.appendChild(svg);
+}
+
+// the selected candidate's training: loss and validation accuracy by step along its lineage (a
+// genome promoted through rungs is one curve, its rows continuing one another)
+function drawCurve(d) {
+  const ids = byId(d), c = ids.get(selected), title = document.getElementById('curve-title');
+  const rows = !c ? [] : d.candidates.filter(r => r.genome_hash === c.genome_hash && r.train && r.train.curve &&
+                                                (r.train.steps_total || 0) <= (c.train.steps_total || Infinity))
+    .sort((a, b) => (a.train.steps_total || 0) - (b.train.steps_total || 0));
+  if (!rows.length) {
+    title.textContent = c ? `Training curve of candidate #${selected}: none recorded` : 'Training curve';
+    Plotly.react('curve', [], {margin: {t: 10}, xaxis: {visible: false}, yaxis: {visible: false}}, CONFIG);
+    return;
+  }
+  const lx = [], ly = [], vx = [], vy = [], bounds = [];
+  for (const r of rows) {
+    const off = (r.train.steps_total || r.train.steps || 0) - (r.train.steps || 0);
+    if (off) bounds.push(off);
+    for (const [s, v] of r.train.curve.loss || []) { lx.push(off + s); ly.push(v); }
+    for (const [s, v] of r.train.curve.val || []) { vx.push(off + s); vy.push(v); }
+  }
+  title.textContent = `Training curve of candidate #${selected}` +
+                      (rows.length > 1 ? ` (${rows.length} rungs, rows ${rows.map(r => '#' + r.id).join(', ')})` : '');
+  Plotly.react('curve', [
+    {type: 'scatter', mode: 'lines', name: 'training loss', x: lx, y: ly, line: {color: GOLD}},
+    {type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x: vx, y: vy, yaxis: 'y2',
+     line: {color: RED}, marker: {size: 5}}], {
+    margin: {l: 55, r: 55, t: 10, b: 45}, legend: {orientation: 'h', y: -0.18},
+    xaxis: {title: {text: 'training step (along the lineage)'}}, yaxis: {title: {text: 'loss'}},
+    yaxis2: {title: {text: 'validation accuracy'}, overlaying: 'y', side: 'right', showgrid: false},
+    shapes: bounds.map(b => ({type: 'line', xref: 'x', yref: 'paper', x0: b, x1: b, y0: 0, y1: 1,
+                              line: {color: '#bcccdc', dash: 'dot', width: 1}}))}, CONFIG);
+}
+
+// two or more runs: Pareto fronts and hypervolume over wall time on one reference point
+function drawCompare(d) {
+  const runs = d.compare || [], panel = document.getElementById('compare-panel');
+  panel.style.display = runs.length > 1 ? '' : 'none';
+  if (runs.length < 2) return;
+  document.getElementById('compare-title').textContent = `Run comparison (${runs.length} runs)`;
+  const name = r => r.run_dir.split('/').filter(Boolean).slice(-2).join('/');
+  Plotly.react('compare-pareto', runs.map((r, i) => ({
+    type: 'scatter', mode: 'lines+markers', name: name(r), x: r.pareto.map(p => p.x), y: r.pareto.map(p => p.accuracy),
+    line: {color: RUN_COLOURS[i % RUN_COLOURS.length], shape: 'hv'},
+    text: r.pareto.map(p => `${esc(name(r))} #${p.id}`), hovertemplate: '%{text}<br>%{x}, %{y:.4f}<extra></extra>'})), {
+    margin: {l: 55, r: 10, t: 10, b: 45}, legend: {orientation: 'h', y: -0.2},
+    xaxis: logAxis(runs[0].key), yaxis: {title: {text: 'validation accuracy (Pareto front)'}}}, CONFIG);
+  Plotly.react('compare-hv', runs.map((r, i) => {
+    const h = r.hv.filter(p => p.seconds !== null && p.seconds !== undefined);
+    return {type: 'scatter', mode: 'lines', name: name(r), x: h.map(p => p.seconds / 60), y: h.map(p => p.hv),
+            line: {color: RUN_COLOURS[i % RUN_COLOURS.length], shape: 'hv'}};
+  }), {margin: {l: 55, r: 10, t: 10, b: 45}, legend: {orientation: 'h', y: -0.2},
+       xaxis: {title: {text: 'wall time (min)'}}, yaxis: {title: {text: `hypervolume, reference (${runs[0].ref.map(fmt).join(', ')})`}}}, CONFIG);
+  const last = r => (r.hv.length ? r.hv[r.hv.length - 1] : {hv: 0, n: 0, seconds: null});
+  document.getElementById('compare-table').innerHTML =
+    '<tr><th>run</th><th>kind</th><th>evaluated</th><th>complete</th><th>Pareto</th><th>hypervolume</th><th>minutes</th></tr>' +
+    runs.map(r => `<tr><td>${esc(r.run_dir)}</td><td>${esc(r.kind || '')}</td><td>${Object.values(r.counts).reduce((a, b) => a + b, 0)}</td>` +
+      `<td>${r.counts.COMPLETE}</td><td>${r.pareto.length}</td><td>${fmt(last(r).hv)}</td>` +
+      `<td>${last(r).seconds === null ? '' : fmt(last(r).seconds / 60)}</td></tr>`).join('');
+}
+
 function columns(d) {
   return [['id', 'id'], ['generation', 'gen'], ['status', 'status'], ['operator', 'operator'],
           ['parents', 'parents'], ...d.objectives.map(o => [o, o]), ['pareto', 'Pareto']];
@@ -246,19 +434,23 @@ function render() {
   selected = defaultSelection(d);
   document.getElementById('run-dir').textContent = d.run_dir;
   const meta = document.getElementById('meta'), da = d.data || {}, t = d.teacher;
-  const parts = [da.name ? `data ${da.name} (train ${da.train}, val ${da.val}, test ${da.test}, ` +
-                           `${da.num_classes} classes)` : 'data ?'];
+  const sizes = ['train', 'val', 'test'].filter(k => Number.isFinite(da[k])).map(k => `${k} ${da[k]}`);
+  if (Number.isFinite(da.num_classes)) sizes.push(`${da.num_classes} classes`);
+  const parts = [(d.kind ? `${d.kind} run · ` : '') +
+                 (da.name ? `data ${da.name}` + (sizes.length ? ` (${sizes.join(', ')})` : '') : 'data ?')];
   parts.push(!t ? 'no teacher' : `teacher ${t.arch || t.name || 'custom'}` +
              (t.params ? `, ${fmt(t.params)} params` : '') +
              (Number.isFinite(t.test_accuracy) ? `, test accuracy ${fmt(t.test_accuracy)}` : ''));
   parts.push(`objectives ${d.objectives.join(', ')}`);
   meta.textContent = parts.join(' · ');
   meta.title = JSON.stringify({data: d.data, teacher: d.teacher}, null, 1);  // the rest on hover
-  drawPareto(d); drawProgress(d); drawLineage(d); drawGrowth(d); drawTable(d); drawFinals(d);
+  ARCH = Object.assign({}, d.arch || {}, ARCH);
+  drawPareto(d); drawHV(d); drawProgress(d); drawParcoords(d); drawLineage(d); drawCurve(d); drawArch(d);
+  drawGrowth(d); drawCompare(d); drawTable(d); drawFinals(d);
 }
 function select(id) {
   selected = id;
-  drawPareto(DATA); drawLineage(DATA); drawTable(DATA);
+  drawPareto(DATA); drawParcoords(DATA); drawLineage(DATA); drawCurve(DATA); drawArch(DATA); drawTable(DATA);
 }
 
 async function poll() {
