@@ -5,23 +5,44 @@ Every bad value exits with code 2 and a message naming the field, before any run
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.table import Table
 
 from evofusion.errors import EvoFusionError
 
+
+class _Command(typer.core.TyperCommand):
+    """Every command's help: no type label on flags (``--quiet`` takes no value), ``<str>...`` for a
+    repeatable option, and the config default of an option whose own default is "from the config"."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for p in self.get_params(ctx):
+            if getattr(p, "is_flag", False):
+                p.metavar = ""
+            elif getattr(p, "multiple", False) and p.metavar is None:
+                p.metavar = "<str>..."
+        super().format_help(ctx, formatter)
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evolve small students while they distill from a teacher.")
+app.command = functools.partial(app.command, cls=_Command)  # type: ignore[method-assign]
 teacher_app = typer.Typer(no_args_is_help=True, help="Train and inspect zoo teachers.")
+teacher_app.command = functools.partial(teacher_app.command, cls=_Command)  # type: ignore[method-assign]
 app.add_typer(teacher_app, name="teacher")
 console = Console(stderr=True, soft_wrap=True)  # error lines stay whole (paths copyable)
 out = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document for scripts (no tables, no "
+                                        "progress)")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")]
 _TRACKER_HELP = "tensorboard | mlflow (repeat for both); logs go to RUN_DIR/tensorboard, RUN_DIR/mlflow.db"
 
 
@@ -37,6 +58,37 @@ def _version(value: bool) -> None:
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="print the version and exit")] = False) -> None:
     """Evolve small students while they distill from a teacher."""
+
+
+@functools.cache
+def _config_defaults(kind: str) -> dict[str, Any]:
+    """The defaults of a config model, flattened to dotted keys (``strategy.population``)."""
+    from evofusion.config import SearchConfig
+
+    if kind == "grow":
+        from evofusion.growth.grow import GrowConfig as model
+    elif kind == "weights":
+        from evofusion.weights.study import WeightStudyConfig as model
+    else:
+        model = SearchConfig
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                walk(f"{prefix}{k}.", v)
+            else:
+                flat[prefix + k] = v
+    walk("", model().model_dump())
+    return flat
+
+
+def _d(key: str, kind: str = "search") -> str | bool:
+    """``show_default`` text for an option whose value comes from the config when not given."""
+    v = _config_defaults(kind).get(key)
+    if v is None:
+        return False
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _fail(e: Exception) -> None:
@@ -88,7 +140,7 @@ def _search_config(config: Path | None, overrides: dict[str, Any]) -> Any:
 def search(
     config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="new run directory")] = Path("runs/search"),
-    data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
+    data: Annotated[str | None, typer.Option("--data", show_default=_d("data.name"), help="digits | fashion-mnist | mnist | cifar10")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the data files")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir, weights file, TorchScript, .onnx, "
@@ -96,31 +148,31 @@ def search(
     teacher_module: Annotated[str | None, typer.Option("--teacher-module", help="pkg.mod:factory returning an "
                                                        "nn.Module (weights: --teacher FILE.safetensors)")] = None,
     no_teacher: Annotated[bool, typer.Option("--no-teacher", help="plain training, no KD")] = False,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="random | ga | nsga2 | regularized")] = None,
-    population: Annotated[int | None, typer.Option("--population", help="candidates per generation")] = None,
-    generations: Annotated[int | None, typer.Option("--generations")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", show_default=_d("strategy.name"), help="random | ga | nsga2 | regularized")] = None,
+    population: Annotated[int | None, typer.Option("--population", show_default=_d("strategy.population"), help="candidates per generation")] = None,
+    generations: Annotated[int | None, typer.Option("--generations", show_default=_d("generations"))] = None,
     max_evaluations: Annotated[int | None, typer.Option("--max-evaluations")] = None,
     max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="wall-clock budget")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
-    executor: Annotated[str | None, typer.Option("--executor", help="serial | process | ray")] = None,
-    workers: Annotated[int | None, typer.Option("--workers")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", show_default=_d("seed"))] = None,
+    executor: Annotated[str | None, typer.Option("--executor", show_default=_d("executor"), help="serial | process | ray")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", show_default=_d("workers"))] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster HOST:PORT (or auto)")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="seconds per candidate, then FAILED")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", help="re-runs after a worker/node death")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", show_default=_d("retries"), help="re-runs after a worker/node death")] = None,
     recycle_after: Annotated[int | None, typer.Option("--recycle-after", help="replace a worker after N")] = None,
-    cpus: Annotated[float | None, typer.Option("--cpus-per-candidate")] = None,
-    gpus: Annotated[float | None, typer.Option("--gpus-per-candidate", help="0.25 = 4 per GPU")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu | cuda | cuda:N | auto")] = None,
-    objectives: Annotated[str | None, typer.Option("--objectives", help="comma list, e.g. accuracy,params")] = None,
+    cpus: Annotated[float | None, typer.Option("--cpus-per-candidate", show_default=_d("resources.cpus"))] = None,
+    gpus: Annotated[float | None, typer.Option("--gpus-per-candidate", show_default=_d("resources.gpus"), help="0.25 = 4 per GPU")] = None,
+    device: Annotated[str | None, typer.Option("--device", show_default=_d("device"), help="cpu | cuda | cuda:N | auto")] = None,
+    objectives: Annotated[str | None, typer.Option("--objectives", show_default=_d("objectives.names"), help="comma list, e.g. accuracy,params")] = None,
     constraint: Annotated[list[str] | None, typer.Option("--constraint", help="e.g. 'params<=50000'")] = None,
     epochs: Annotated[float | None, typer.Option("--epochs", help="training epochs per candidate (instead of steps)")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="training steps per candidate (default 200)")] = None,
-    data_fraction: Annotated[float | None, typer.Option("--data-fraction", help="share of train data")] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", help="winners to fine-tune on full data")] = None,
-    final_epochs: Annotated[float | None, typer.Option("--final-epochs")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", show_default=_d("distill.steps"), help="training steps per candidate")] = None,
+    data_fraction: Annotated[float | None, typer.Option("--data-fraction", show_default=_d("distill.data_fraction"), help="share of train data")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", show_default=_d("final.top_k"), help="winners to fine-tune on full data")] = None,
+    final_epochs: Annotated[float | None, typer.Option("--final-epochs", show_default=_d("final.epochs"))] = None,
     rungs: Annotated[str | None, typer.Option("--rungs", help="multi-fidelity rungs in total steps, e.g. "
                                               "150,450,1350,4050 (the best 1/eta of a rung continue)")] = None,
-    eta: Annotated[float | None, typer.Option("--eta", help="reduction factor between rungs (default 3)")] = None,
+    eta: Annotated[float | None, typer.Option("--eta", help="reduction factor between rungs (3 when not given)")] = None,
     lamarckian: Annotated[bool | None, typer.Option("--lamarckian/--no-lamarckian", help="function-preserving "
                                                     "children start with their parent's exact function")] = None,
     controller: Annotated[str | None, typer.Option("--controller", help="operator controller: bandit | rl | "
@@ -128,7 +180,8 @@ def search(
                                                    "over the parent)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
     tracker: Annotated[list[str] | None, typer.Option("--tracker", help=_TRACKER_HELP)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run an evolutionary search with KD in the loop; writes RUN_DIR with database, weights, report."""
 
@@ -165,17 +218,17 @@ def search(
             overrides["controller.name"] = controller
         overrides.update(_parse_set(set_ or []))
         cfg = _search_config(config, overrides)
-        _run(cfg, run_dir, quiet=quiet, trackers=_trackers(tracker or []))
+        _run(cfg, run_dir, quiet=quiet or as_json, trackers=_trackers(tracker or []), as_json=as_json)
     except EvoFusionError as e:
         _fail(e)
 
 
-def _run(cfg: Any, run_dir: Path, quiet: bool, trackers: list[Any] | None = None) -> None:
+def _run(cfg: Any, run_dir: Path, quiet: bool, trackers: list[Any] | None = None, as_json: bool = False) -> None:
     from evofusion.engine import Study
 
     # trackers first: Study matches saved callback states by position, and --quiet drops the bar
     callbacks = [*(trackers or []), *_progress(quiet)]
-    _complete("search", Study.create(cfg, run_dir, callbacks=callbacks, log=_logger(quiet)), quiet)
+    _complete("search", Study.create(cfg, run_dir, callbacks=callbacks, log=_logger(quiet)), quiet, as_json)
 
 
 @app.command()
@@ -186,7 +239,8 @@ def resume(
     allow_config_change: Annotated[bool, typer.Option("--allow-config-change")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
     tracker: Annotated[list[str] | None, typer.Option("--tracker", help=_TRACKER_HELP)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Continue any stopped or killed run (search, prune, grow, evolve-weights) exactly where its last
     checkpoint ended. A config change (--set, beyond the budget keys) needs --allow-config-change and
@@ -210,6 +264,7 @@ def resume(
 
         for k, v in ov.items():
             set_dotted(nested, k, v)
+        quiet = quiet or as_json
         log = _logger(quiet)
         callbacks = [*_trackers(tracker or []), *_progress(quiet)]
         section = {"weights": "weights", "grow": "grow"}.get(kind)
@@ -218,7 +273,7 @@ def resume(
 
         run = resume_run(run_dir, overrides=overrides, allow_config_change=allow_config_change,
                          callbacks=callbacks, log=log)
-        _complete(kind, run, quiet)
+        _complete(kind, run, quiet, as_json)
     except EvoFusionError as e:
         _fail(e)
 
@@ -234,17 +289,23 @@ def _logger(quiet: bool) -> Any:
     return (lambda *a: None) if quiet else (lambda msg: console.print(msg, highlight=False))
 
 
-def _complete(kind: str, run: Any, quiet: bool) -> None:
+def _complete(kind: str, run: Any, quiet: bool, as_json: bool = False) -> None:
     """Run a created or resumed run of any kind to its end (``Run.complete``), write report.html and
-    print its result: the Pareto table of a search, the kind's summary otherwise."""
+    print its result: the Pareto table of a search, the kind's summary otherwise, or with ``as_json``
+    one JSON document (``_result_doc``)."""
     from evofusion.viz import write_html_report
 
     try:
-        result = run.complete(log=_logger(quiet))
+        result = run.complete(log=_logger(quiet or as_json))
         html = write_html_report(run.store)
+        if as_json:
+            _print_json(_result_doc(kind, run, result, html))
+            return
         text = run.result_text(result)
-        if kind == "prune":
+        if kind == "prune":  # the seed's table, also with --quiet (it is the command's answer)
             print(text, flush=True)
+            if not quiet:
+                console.print(f"report: {html}")
         elif not quiet:
             if kind == "search":
                 _print_table(run.store)
@@ -253,6 +314,25 @@ def _complete(kind: str, run: Any, quiet: bool) -> None:
             console.print(f"report: {html}")
     finally:
         run.close()
+
+
+def _print_json(doc: Any) -> None:
+    """One JSON document on stdout (non-finite numbers as null), the ``--json`` output of every command."""
+    from evofusion.viz.page import to_json
+
+    print(json.dumps(json.loads(to_json(doc)), indent=1), flush=True)
+
+
+def _result_doc(kind: str, run: Any, result: Any, html: Path) -> dict[str, Any]:
+    """What a finished run of any kind hands a script: kind, run directory, report path and the
+    result (a search: its Pareto front, most accurate first, and the fine-tuned finals)."""
+    doc: dict[str, Any] = {"kind": kind, "run_dir": str(run.store.dir), "report": str(html)}
+    if kind == "search":
+        doc["pareto"] = run.best_candidates()
+        doc["finals"] = result
+    else:
+        doc["result"] = result
+    return doc
 
 
 def _merge_top(run_dir: Path, nested: dict[str, Any], section: str | None = None) -> dict[str, Any]:
@@ -295,8 +375,8 @@ def report(
                                                    "all are compared (Pareto fronts, hypervolume)")],
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON document for scripts")] = False,
     html: Annotated[bool, typer.Option("--html/--no-html", help="write the HTML report")] = True,
-    out_file: Annotated[Path | None, typer.Option("--out", help="HTML file [default: RUN_DIR/report.html; "
-                                                  "comparison.html for several runs]")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="HTML file (RUN_DIR/report.html; "
+                                                  "comparison.html for several runs)")] = None,
     inline: Annotated[bool, typer.Option("--inline", help="plotly.js inside the page (one 5 MB file) instead "
                                          "of plotly.min.js beside it")] = False,
 ) -> None:
@@ -375,6 +455,8 @@ def export(
                                              "int8")] = 512,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the run's data files")] = None,
     force: Annotated[bool, typer.Option("--force", help="replace a non-empty --out folder whole")] = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write genome.json + weights.safetensors + card.json + student.pt (TorchScript that takes [0, 1]
     images, normalization inside; needs only PyTorch); load with evofusion.load_student(DIR).
@@ -398,9 +480,15 @@ def export(
                     cid = int(candidate)
                 except ValueError:
                     raise EvoFusionError(f"--candidate: expected 'best' or an integer id, got {candidate!r}") from None
+            if onnx or int8:
+                _logger(quiet or as_json)("exporting: ONNX parity check" + (", int8 calibration and accuracy"
+                                                                           if int8 else "") + " ...")
             cid, path = export_candidate(store, cid, out_dir, onnx=onnx, int8=int8, calibration=calibration,
                                          data_dir=data_dir, force=force)
-        out.print(f"exported candidate {cid} to {path}")
+        if as_json:
+            _print_json({"candidate": cid, "out": str(path), "card": json.loads((Path(path) / "card.json").read_text())})
+        elif not quiet:
+            out.print(f"exported candidate {cid} to {path}")
     except EvoFusionError as e:
         _fail(e)
 
@@ -412,7 +500,8 @@ def evaluate(
                                              "card.json)")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     split: Annotated[str, typer.Option("--split", help="test | val")] = "test",
-    latency: Annotated[bool, typer.Option("--latency/--no-latency")] = True,
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="measure CPU latency")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
     """Accuracy, params, FLOPs and CPU latency of an exported student on a data set."""
     from evofusion.data import load_dataset
@@ -436,9 +525,23 @@ def evaluate(
         res = {"accuracy": evaluate_accuracy(model, x, y), "split": split, **static_metrics(model, shape)}
         if latency:
             res.update(measure_latency_ms(model, shape))
-        print(json.dumps(res, indent=1))
+        res["data"] = data
+        if as_json:
+            _print_json(res)
+        else:
+            _print_mapping(f"{student} on {data} ({split})", res)
     except EvoFusionError as e:
         _fail(e)
+
+
+def _print_mapping(title: str, values: dict[str, Any]) -> None:
+    """A two-column Rich table of scalar results (the terminal form of a command's --json)."""
+    t = Table(title=title, show_header=False)
+    for k, v in values.items():
+        if not isinstance(v, dict | list):
+            t.add_row(str(k), f"{v:.4f}" if isinstance(v, float) and abs(v) < 100 else
+                      f"{v:,.0f}" if isinstance(v, float) else str(v))
+    out.print(t)
 
 
 def _card_dataset(student: Path) -> str:
@@ -464,6 +567,8 @@ def teacher_train(
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     limit: Annotated[int | None, typer.Option("--limit")] = None,
     force: Annotated[bool, typer.Option("--force", help="replace a non-empty --out folder")] = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train a zoo teacher and save weights.safetensors + teacher.json."""
     from evofusion.data import check_splits, load_dataset
@@ -477,34 +582,42 @@ def teacher_train(
                                  "choose a new folder or pass --force")
         splits = load_dataset(data, data_dir=data_dir, limit=limit)
         check_splits(splits)
+        log = _logger(quiet or as_json)
+        log(f"training {arch} (width {width}) on {data} for {epochs} epochs ...")
         meta = train_teacher(arch, splits, epochs, out_dir, width=width, seed=seed,
-                             progress=lambda step, acc: console.print(f"step {step}: val acc {acc:.4f}"))
-        out.print(json.dumps(meta, indent=1))
+                             progress=lambda step, acc: log(f"step {step}: val acc {acc:.4f}"))
+        if as_json:
+            _print_json(meta)
+        else:
+            _print_mapping(f"teacher {arch} in {out_dir}", meta)
     except EvoFusionError as e:
         _fail(e)
 
 
 @app.command("evolve-weights")
 def evolve_weights(
-    strategy: Annotated[str | None, typer.Option("--strategy", help="de | shade | cade | es | evolver")] = None,
-    data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", show_default=_d("strategy", 'weights'), help="de | shade | cade | es | evolver")] = None,
+    data: Annotated[str | None, typer.Option("--data", show_default=_d("data.name", 'weights'), help="digits | fashion-mnist | mnist | cifar10")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder with the data files")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
-    population: Annotated[int | None, typer.Option("--population", help="P: ancestors / offspring")] = None,
-    generations: Annotated[int | None, typer.Option("--generations")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    population: Annotated[int | None, typer.Option("--population", show_default=_d("population", 'weights'), help="P: ancestors / offspring")] = None,
+    generations: Annotated[int | None, typer.Option("--generations", show_default=_d("generations", 'weights'))] = None,
+    seed: Annotated[int | None, typer.Option("--seed", show_default=_d("seed", 'weights'))] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="new run directory")] = None,
-    resume_dir: Annotated[Path | None, typer.Option("--resume", help="continue this weight run")] = None,
+    resume_dir: Annotated[Path | None, typer.Option("--resume", hidden=True, help="= evofusion resume DIR")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, e.g. params.F=0.7")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Evolve the weights of a fixed student from back-propagation ancestors (DE family, Evolver, ES)."""
     from evofusion.config import set_dotted
     from evofusion.weights.study import WeightStudy
 
+    quiet = quiet or as_json
     log = _logger(quiet)
     try:
         if resume_dir is not None:  # an alias of `evofusion resume DIR`
+            log(f"note: `evolve-weights --resume DIR` is `evofusion resume {resume_dir}`")
             study = WeightStudy.resume(resume_dir, log=log, callbacks=_progress(quiet),
                                        overrides={"generations": generations} if generations else None)
         else:
@@ -514,7 +627,7 @@ def evolve_weights(
             for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
                 set_dotted(d, k, v)
             study = WeightStudy.create(d, run_dir or Path("runs/weights"), log=log, callbacks=_progress(quiet))
-        _complete("weights", study, quiet)
+        _complete("weights", study, quiet, as_json)
     except EvoFusionError as e:
         _fail(e)
 
@@ -540,6 +653,8 @@ def distill(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="write genome.json + weights.safetensors here")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Distil one genome from the teacher, optionally with feature KD (CDKA), several teachers or a text teacher."""
     from evofusion.engine.distill_run import distill_genome
@@ -568,39 +683,44 @@ def distill(
             overrides["distill.text_teacher"] = tt
         overrides.update(_parse_set(set_ or []))
         cfg = _search_config(config, overrides)
-        res = distill_genome(g, cfg, seed=seed, out_dir=out_dir,
-                             log=lambda msg: console.print(msg, highlight=False))
-        out.print(json.dumps(res, indent=1))
+        res = distill_genome(g, cfg, seed=seed, out_dir=out_dir, log=_logger(quiet or as_json))
+        if as_json:
+            _print_json(res)
+        else:
+            _print_mapping(f"distilled {gpath}", res)
     except EvoFusionError as e:
         _fail(e)
 
 
 @app.command()
 def grow(
-    data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
+    data: Annotated[str | None, typer.Option("--data", show_default=_d("data.name", 'grow'), help="digits | fashion-mnist | mnist | cifar10")] = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir or weights file (default: zoo)")] = None,
     no_teacher: Annotated[bool, typer.Option("--no-teacher", help="plain training, no KD")] = False,
-    controller: Annotated[str | None, typer.Option("--controller", help="evolutionary | rl | random")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="training steps (the budget)")] = None,
-    grow_every: Annotated[int | None, typer.Option("--grow-every", help="steps between growth events")] = None,
-    max_params: Annotated[int | None, typer.Option("--max-params", help="largest student allowed")] = None,
+    controller: Annotated[str | None, typer.Option("--controller", show_default=_d("controller.name", 'grow'), help="evolutionary | rl | random")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", show_default=_d("growth.steps", 'grow'), help="training steps (the budget)")] = None,
+    grow_every: Annotated[int | None, typer.Option("--grow-every", show_default=_d("growth.grow_every", 'grow'), help="steps between growth events")] = None,
+    max_params: Annotated[int | None, typer.Option("--max-params", show_default=_d("growth.max_params", 'grow'), help="largest student allowed")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", show_default=_d("seed", 'grow'))] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML grow config")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="new run directory (or the one to resume)")] = Path(
         "runs/grow"),
-    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --run-dir")] = False,
+    resume: Annotated[bool, typer.Option("--resume", hidden=True, help="= evofusion resume RUN_DIR")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, e.g. growth.patience=3")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Grow a tiny student online while it distills: the controller applies function-preserving morphs."""
 
     from evofusion.config import set_dotted
     from evofusion.growth import GrowthRun
 
+    quiet = quiet or as_json
     log = _logger(quiet)
     try:
         if resume:  # an alias of `evofusion resume DIR`
+            log(f"note: `grow --resume` is `evofusion resume {run_dir}`")
             run = GrowthRun.resume(run_dir, log=log, callbacks=_progress(quiet))
         else:
             d: dict[str, Any] = {}
@@ -616,7 +736,7 @@ def grow(
             for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
                 set_dotted(d, k, v)
             run = GrowthRun.create(d, run_dir, log=log, callbacks=_progress(quiet))
-        _complete("grow", run, quiet)
+        _complete("grow", run, quiet, as_json)
     except EvoFusionError as e:
         _fail(e)
 
@@ -643,59 +763,61 @@ def prune(
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="new run directory")] = Path("runs/prune"),
-    resume_dir: Annotated[Path | None, typer.Option("--resume", help="continue this pruning run")] = None,
+    resume_dir: Annotated[Path | None, typer.Option("--resume", hidden=True, help="= evofusion resume DIR")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE search-config override")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Prune a trained CNN teacher by GA / NSGA-II with KD in the loop; fine-tune the winning ticket;
     report compression %, FLOPs reduction %, accuracy, latency and noise robustness (docs/pruning.md)."""
-    from evofusion.prune.cli import run_prune
+    from evofusion.prune.cli import prune_run
 
+    quiet = quiet or as_json
     log = _logger(quiet)
     try:
-        md = run_prune(teacher=teacher, data=data, target_params=target_params, objectives=objectives,
-                       encoding=encoding, levels=levels, init=init, strategy=strategy, population=population,
-                       generations=generations, steps=steps, final_epochs=final_epochs, noise=noise, seed=seed,
-                       data_dir=data_dir, limit=limit, run_dir=run_dir, resume_dir=resume_dir,
-                       overrides=_parse_set(set_ or []), log=log, callbacks=_progress(quiet),
-                       max_drop=max_drop)
-        print(md, flush=True)
+        if resume_dir is not None:
+            log(f"note: `prune --resume DIR` is `evofusion resume {resume_dir}`")
+        study = prune_run(teacher=teacher, data=data, target_params=target_params, objectives=objectives,
+                          encoding=encoding, levels=levels, init=init, strategy=strategy, population=population,
+                          generations=generations, steps=steps, final_epochs=final_epochs, noise=noise, seed=seed,
+                          data_dir=data_dir, limit=limit, run_dir=run_dir, resume_dir=resume_dir,
+                          overrides=_parse_set(set_ or []), log=log, callbacks=_progress(quiet),
+                          max_drop=max_drop)
+        _complete("prune", study, quiet, as_json)
     except EvoFusionError as e:
         _fail(e)
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: JsonOpt = False) -> None:
     """Everything created by name: strategies, operators, objectives, teachers, data sets, KD losses,
     weight strategies, growth controllers, executors, trackers and run kinds."""
-    from evofusion.data import dataset_names
-    from evofusion.objectives import KNOWN_OBJECTIVES
-    from evofusion.operators import OPERATORS
-    from evofusion.strategies import STRATEGIES
-    from evofusion.teachers import list_teachers
-
-    for name, items in (("strategies", STRATEGIES.names()), ("operators", OPERATORS.names()),
-                        ("objectives", list(KNOWN_OBJECTIVES)), ("teachers", list_teachers()),
-                        ("datasets", dataset_names())):
-        out.print(f"[bold]{name}[/]: {', '.join(items)}")
-    from evofusion.distill.features import FEATURE_LOSSES
-    from evofusion.teachers.text import TEXT_TEACHERS
-
-    out.print(f"[bold]feature losses[/]: {', '.join(FEATURE_LOSSES.names())}")
-    out.print(f"[bold]text teachers[/]: {', '.join(TEXT_TEACHERS.names())}")
     import evofusion.engine.executors  # noqa: F401 - registers serial, process, ray
     import evofusion.weights  # noqa: F401 - registers every weight strategy
+    from evofusion.data import dataset_names
+    from evofusion.distill.features import FEATURE_LOSSES
     from evofusion.engine.executor_base import EXECUTORS
     from evofusion.engine.run import RUN_KINDS
     from evofusion.engine.trackers import TRACKERS
     from evofusion.growth.controller import CONTROLLERS
+    from evofusion.objectives import KNOWN_OBJECTIVES
+    from evofusion.operators import OPERATORS
+    from evofusion.strategies import STRATEGIES
     from evofusion.strategies.operator_control import OPERATOR_CONTROLLERS
+    from evofusion.teachers import list_teachers
+    from evofusion.teachers.text import TEXT_TEACHERS
     from evofusion.weights.base import WEIGHT_STRATEGIES
 
-    for name, items in (("weight strategies", WEIGHT_STRATEGIES.names()), ("controllers (grow)", CONTROLLERS.names()),
-                        ("operator controllers (search)", OPERATOR_CONTROLLERS.names()),
-                        ("executors", EXECUTORS.names()), ("trackers", TRACKERS.names()),
-                        ("run kinds", RUN_KINDS.names())):
+    registries = {"strategies": STRATEGIES.names(), "operators": OPERATORS.names(),
+                  "objectives": list(KNOWN_OBJECTIVES), "teachers": list_teachers(), "datasets": dataset_names(),
+                  "feature losses": FEATURE_LOSSES.names(), "text teachers": TEXT_TEACHERS.names(),
+                  "weight strategies": WEIGHT_STRATEGIES.names(), "controllers (grow)": CONTROLLERS.names(),
+                  "operator controllers (search)": OPERATOR_CONTROLLERS.names(), "executors": EXECUTORS.names(),
+                  "trackers": TRACKERS.names(), "run kinds": RUN_KINDS.names()}
+    if as_json:
+        _print_json({k: list(v) for k, v in registries.items()})
+        return
+    for name, items in registries.items():
         out.print(f"[bold]{name}[/]: {', '.join(items)}")
 
 

@@ -352,6 +352,9 @@ class SearchConfig(Strict):
     # meta-controller over mutation operators; null = uniform draws (the earlier behaviour)
     controller: SearchControllerConfig | None = None
     cache_dir: str | None = None  # teacher outputs and prepared data; default $EVOFUSION_CACHE or ~/.cache/evofusion
+    # your own training and scoring of each candidate, by import path (engine/user_evaluate.py);
+    # null = the built-in KD loop
+    evaluate_fn: str | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
@@ -415,6 +418,10 @@ def _semantic_checks(cfg: SearchConfig) -> None:
             raise ConfigError("controller.name", f"unknown operator controller {cfg.controller.name!r}; valid for "
                               f"search: {', '.join(OPERATOR_CONTROLLERS.names())} (evolutionary is grow's: it "
                               "scores edits of one live student)")
+    if cfg.evaluate_fn:  # importable now, not first in a worker
+        from evofusion.engine.user_evaluate import resolve_evaluate_fn
+
+        resolve_evaluate_fn(cfg.evaluate_fn)
     if cfg.objectives.custom:
         from evofusion.objectives.custom import declare
 

@@ -28,7 +28,7 @@ def test_search_as_written_in_the_issue_then_report_export_evaluate(tmp_path: Pa
     assert r.exit_code == 0, r.output
     assert (run / "run.db").exists() and (run / "report.html").exists()
     html = (run / "report.html").read_text()
-    assert "Pareto front" in html and "<script src=" not in html
+    assert "Pareto front" in html and '<script src="plotly.min.js">' in html and (run / "plotly.min.js").exists()
 
     r = invoke("report", str(run), "--json")
     assert r.exit_code == 0
@@ -49,7 +49,7 @@ def test_search_as_written_in_the_issue_then_report_export_evaluate(tmp_path: Pa
     assert card["lineage"][0]["id"] == data["best"]  # the candidate itself, then its ancestors
     assert {a["id"] for a in card["lineage"][1:]} >= set(card["parents"])
 
-    r = invoke("evaluate", str(out), "--data", "digits", "--no-latency")
+    r = invoke("evaluate", str(out), "--data", "digits", "--no-latency", "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["params"] == card["objectives"]["params"] and 0 <= res["accuracy"] <= 1

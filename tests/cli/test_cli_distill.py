@@ -29,9 +29,9 @@ def test_distill_with_feature_kd_and_text_teacher(tmp_path: Path, genome_file: P
     r = runner.invoke(app, ["distill", "--genome", str(genome_file), *QUICK,
                             "--feature-kd", "teacher_tap=features.conv4,student_tap=mid,loss=mse,weight=1",
                             "--feature-kd", "teacher_tap=features.conv5,student_tap=last_stage,loss=cka",
-                            "--text-teacher", "wordllama", "--text-weight", "0.2", "--out", str(out)])
+                            "--text-teacher", "wordllama", "--text-weight", "0.2", "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.stdout[r.stdout.index("{\n"):])
+    res = json.loads(r.stdout)  # one document: the result is printed once
     assert res["feature_kd"] and set(res["loss_terms"]) == {"kd", "mse:mid", "cka:last_stage", "text:wordllama"}
     assert 0 <= res["test_accuracy"] <= 1
     model = load_student(out)
@@ -45,7 +45,10 @@ def test_distill_from_a_config_file(tmp_path: Path, genome_file: Path) -> None:
                                        {"teacher_tap": "features.conv4", "student_tap": "mid", "loss": "at"}]}}))
     r = runner.invoke(app, ["distill", "--genome", str(genome_file), "--config", str(cfg)])
     assert r.exit_code == 0, r.output
-    assert '"at:mid"' in r.stdout
+    assert "test_accuracy" in r.stdout and "{" not in r.stdout  # a table on the terminal, not JSON
+    r = runner.invoke(app, ["distill", "--genome", str(genome_file), "--config", str(cfg), "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "at:mid" in json.loads(r.stdout)["loss_terms"] and r.stderr == ""
 
 
 @pytest.mark.parametrize("args, message", [

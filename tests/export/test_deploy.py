@@ -162,7 +162,7 @@ def test_digits_export_is_self_contained_and_evaluate_reads_the_card(tmp_path: P
     assert p.returncode == 0, p.stderr[-2000:]
     assert abs(float(p.stdout.strip().splitlines()[-1]) - card["deployment"]["accuracy"]["test"]["onnx_fp32"]) < 1e-9
 
-    r = CliRunner().invoke(app, ["evaluate", str(out), "--no-latency"], catch_exceptions=False)
+    r = CliRunner().invoke(app, ["evaluate", str(out), "--no-latency", "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output  # no --data: the card's data set (digits), its whole test split
     assert 0 <= json.loads(r.output)["accuracy"] <= 1
     (out / "card.json").write_text("{}")

@@ -7,7 +7,6 @@ one training loop, and reports validation and test accuracy.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -73,5 +72,6 @@ def distill_genome(genome: StudentGenome, config: SearchConfig | dict[str, Any],
         atomic_write_json(out / "card.json", {**result, "config": cfg.to_dict(), "seed": seed,
                                               "teacher": setup.teacher_info})
         result["out_dir"] = str(out)
-    log(json.dumps({k: v for k, v in result.items() if k != "loss_terms"}, default=str))
+    log(f"distilled {result['steps']} steps in {result['seconds']:.1f} s: val accuracy {result['val_accuracy']:.4f}, "
+        f"test accuracy {result['test_accuracy']:.4f}")
     return result

@@ -110,10 +110,20 @@ def evaluate(job: EvalJob) -> EvalOutcome:
         model, opt_state = start_model(job, genome, model, info)
         arrays = load_arrays(ctx.data_dir, ctx.teacher_dir)
         gen = torch.Generator().manual_seed(job.seed)
-        model.to(resolve_device(ctx.device))
-        info.update(_train_candidate(model, arrays, ctx, gen, job.steps, opt_state))
+        device = resolve_device(ctx.device)
+        model.to(device)
+        if ctx.extra.get("evaluate_fn"):  # the user's own training and scoring (engine/user_evaluate.py)
+            from evofusion.engine.user_evaluate import run_user_evaluate
+
+            steps = job.steps if job.steps is not None else ctx.train.get("steps")
+            t1 = time.perf_counter()
+            values.update(run_user_evaluate(ctx.extra["evaluate_fn"], model, arrays, steps=steps,
+                                            epochs=ctx.train.get("epochs"), seed=job.seed, device=device))
+            info.update(steps=int(steps or 0), seconds=time.perf_counter() - t1, evaluate_fn=ctx.extra["evaluate_fn"])
+        else:
+            info.update(_train_candidate(model, arrays, ctx, gen, job.steps, opt_state))
+            values["accuracy"] = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
         info["rung"], info["steps_total"] = job.rung, job.lineage_steps + int(info["steps"])
-        values["accuracy"] = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
         return finish_candidate(job, model, shape, values, info, objectives, t0)
     except Exception as e:  # a candidate's crash is data, not a crashed run
         return failed_outcome(job, e, t0)

@@ -226,7 +226,8 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
                       latency_threads=cfg.objectives.latency_threads, threads=threads,
                       inherit_weights=cfg.inherit_weights, device=cfg.device,
                       extra={**({"feature_kd": fkd_spec} if fkd_spec else {}),
-                             **({"save_optimizer": True} if cfg.scheduler or cfg.lamarckian else {})},
+                             **({"save_optimizer": True} if cfg.scheduler or cfg.lamarckian else {}),
+                             **({"evaluate_fn": cfg.evaluate_fn} if cfg.evaluate_fn else {})},
                       custom_objectives={k: v.model_dump() for k, v in cfg.objectives.custom.items()})
     s = cfg.space
     space = SearchSpace(in_channels=splits.in_channels, input_size=splits.input_size,
@@ -287,7 +288,7 @@ class Study(Run):
 
     kind = "search"
     budget_keys = TERMINATION_KEYS
-    legacy_defaults = {"space.max_params": None, "objectives.custom": {}}
+    legacy_defaults = {"space.max_params": None, "objectives.custom": {}, "evaluate_fn": None}
     # the picklable per-candidate evaluation; a subclass for another genome kind (e.g. pruning) swaps it
     evaluate_fn = staticmethod(evaluate)
 

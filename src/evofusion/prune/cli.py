@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from evofusion.config import set_dotted, validate_config
-from evofusion.errors import ConfigError, EvoFusionError
+from evofusion.errors import ConfigError
 from evofusion.prune.config import validate_prune_config
 from evofusion.prune.study import PruneStudy
 
@@ -22,21 +22,33 @@ def _noise(text: str) -> list[float]:
     return levels
 
 
-def run_prune(*, teacher: str | None, data: str | None, target_params: int | None, objectives: str | None,
+def run_prune(*, log: Any = print, **kw: Any) -> str:
+    """Create (or resume) a pruning run (``prune_run``), search, fine-tune the winning ticket, write
+    report.html. Returns the markdown summary (the seed's table and the robustness check)."""
+    from evofusion.viz import write_html_report
+    from evofusion.viz.prune_section import prune_markdown
+
+    study = prune_run(log=log, **kw)
+    try:
+        rep = study.complete(log=log)
+        html = write_html_report(study.store)
+        log(f"report: {html}")
+        return prune_markdown(rep)
+    finally:
+        study.close()
+
+
+def prune_run(*, teacher: str | None, data: str | None, target_params: int | None, objectives: str | None,
               encoding: str, levels: int, init: str, strategy: str | None, population: int, generations: int | None,
               steps: int, final_epochs: float, noise: str, seed: int, data_dir: str | None, limit: int | None,
               run_dir: Path, resume_dir: Path | None, overrides: dict[str, Any], log: Any = print,
-              callbacks: Sequence[Any] = (), max_drop: float = 0.10) -> str:
-    """Create (or resume) a pruning run, search, fine-tune the winning ticket, write report.html.
-    Returns the markdown summary (the seed's table and the robustness check).
+              callbacks: Sequence[Any] = (), max_drop: float = 0.10) -> PruneStudy:
+    """The pruning run the flags describe, created (or resumed from ``resume_dir``), not yet run.
 
     Defaults: with ``target_params`` a single-objective GA (accuracy under ``params <= N``);
     without, NSGA-II on ``--objectives`` (default accuracy,params) and the winner is the most
     compressed candidate within 0.5 pp of the most accurate.
     """
-    from evofusion.viz import write_html_report
-    from evofusion.viz.prune_section import prune_markdown
-
     if resume_dir is not None:
         study = PruneStudy.resume(resume_dir, overrides={"generations": generations} if generations else None,
                                   log=log, callbacks=callbacks)
@@ -65,12 +77,4 @@ def run_prune(*, teacher: str | None, data: str | None, target_params: int | Non
                                       "target_params": target_params, "noise_levels": _noise(noise),
                                       "max_drop": max_drop})
         study = PruneStudy.create(cfg, run_dir, prune=pcfg, log=log, callbacks=callbacks)
-    try:
-        rep = study.complete(log=log)
-        html = write_html_report(study.store)
-        log(f"report: {html}")
-        return prune_markdown(rep)
-    except EvoFusionError:
-        raise
-    finally:
-        study.close()
+    return study
