@@ -743,7 +743,10 @@ def grow(
 
 @app.command()
 def prune(
-    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir (teacher.json + weights)")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir (teacher.json + weights), or the "
+                                                "weights.safetensors of --teacher-module")] = None,
+    teacher_module: Annotated[str | None, typer.Option("--teacher-module", help="pkg.mod:factory returning your "
+                                                       "trained network's nn.Module")] = None,
     data: Annotated[str | None, typer.Option("--data", help="digits | fashion-mnist | mnist | cifar10")] = None,
     target_params: Annotated[int | None, typer.Option("--target-params", help="hard limit: params <= N")] = None,
     objectives: Annotated[str | None, typer.Option("--objectives", help="comma list, e.g. "
@@ -782,7 +785,7 @@ def prune(
                           generations=generations, steps=steps, final_epochs=final_epochs, noise=noise, seed=seed,
                           data_dir=data_dir, limit=limit, run_dir=run_dir, resume_dir=resume_dir,
                           overrides=_parse_set(set_ or []), log=log, callbacks=_progress(quiet),
-                          max_drop=max_drop)
+                          max_drop=max_drop, teacher_module=teacher_module)
         _complete("prune", study, quiet, as_json)
     except EvoFusionError as e:
         _fail(e)

@@ -39,6 +39,28 @@ def test_log_progress_prints_throttled_plain_lines() -> None:
     assert "3/8 candidates, best val acc 0.8000" in lines[1] and "elapsed" in lines[1] and "eta" in lines[1]
 
 
+class _TimedRun(_Run):
+    elapsed = 0.0
+
+    def progress(self) -> tuple[int, None, str]:
+        return 0, None, "candidate"  # the store counts at generation ends only
+
+    def time_budget(self) -> float:
+        return 600.0
+
+
+def test_log_progress_under_a_time_budget_counts_candidates_and_the_clock() -> None:
+    buf = io.StringIO()
+    p = LogProgress(Console(file=buf, width=200), every=0)
+    run = _TimedRun()
+    p.on_study_start(run)
+    for _ in range(2):
+        p.on_candidate_end(run, SimpleNamespace(status="COMPLETE", values={"accuracy": 0.7}))
+    last = buf.getvalue().splitlines()[-1]
+    assert last.startswith("search: 2 candidates, best val acc 0.7000")  # no made-up total
+    assert "of the time budget left" in last and ("9m59s" in last or "10m00s" in last)
+
+
 def test_make_progress_follows_the_terminal() -> None:
     assert make_progress(Console(file=io.StringIO()), quiet=True) == []
     assert isinstance(make_progress(Console(file=io.StringIO(), force_terminal=False))[0], LogProgress)

@@ -118,6 +118,10 @@ class Run:
         """(units done, units in all or None, what a unit is) for progress bars."""
         return self.generation, None, "step"
 
+    def time_budget(self) -> float | None:
+        """Wall-clock seconds the run may search (``max_seconds``), or None; progress shows its ETA."""
+        return None
+
     def _finalize(self, log: Callable[[str], Any]) -> Any:
         """The kind's final step after the last generation (fine-tune winners, the winning ticket, the
         best vector's test accuracy); idempotent, so a resumed finished run repeats nothing."""

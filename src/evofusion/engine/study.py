@@ -353,7 +353,12 @@ class Study(Run):
         total = c.generations * c.strategy.population
         if c.max_evaluations is not None:
             total = min(total, c.max_evaluations)
+        elif c.max_seconds is not None:
+            total = None  # the clock ends the run, not a count (see time_budget)
         return self.next_id, total, "candidate"
+
+    def time_budget(self) -> float | None:
+        return self.cfg.max_seconds
 
     # --- the loop ------------------------------------------------------------------------------
     def done(self) -> bool:

@@ -42,7 +42,7 @@ def prune_run(*, teacher: str | None, data: str | None, target_params: int | Non
               encoding: str, levels: int, init: str, strategy: str | None, population: int, generations: int | None,
               steps: int, final_epochs: float, noise: str, seed: int, data_dir: str | None, limit: int | None,
               run_dir: Path, resume_dir: Path | None, overrides: dict[str, Any], log: Any = print,
-              callbacks: Sequence[Any] = (), max_drop: float = 0.10) -> PruneStudy:
+              callbacks: Sequence[Any] = (), max_drop: float = 0.10, teacher_module: str | None = None) -> PruneStudy:
     """The pruning run the flags describe, created (or resumed from ``resume_dir``), not yet run.
 
     Defaults: with ``target_params`` a single-objective GA (accuracy under ``params <= N``);
@@ -54,7 +54,8 @@ def prune_run(*, teacher: str | None, data: str | None, target_params: int | Non
                                   log=log, callbacks=callbacks)
     else:
         if teacher is None:
-            raise ConfigError("teacher", "--teacher DIR is required (a directory from `evofusion teacher train`)")
+            raise ConfigError("teacher", "--teacher DIR is required (a directory from `evofusion teacher train`, "
+                              "or the .safetensors weights of a --teacher-module network)")
         if data is None:
             raise ConfigError("data", "--data NAME is required (the data the teacher was trained on)")
         if target_params is not None and target_params < 1:
@@ -73,7 +74,7 @@ def prune_run(*, teacher: str | None, data: str | None, target_params: int | Non
             if v is not None:
                 set_dotted(d, k, v)
         cfg = validate_config(d)
-        pcfg = validate_prune_config({"teacher": teacher, "encoding": encoding, "levels": levels, "init": init,
+        pcfg = validate_prune_config({"teacher": teacher, "teacher_module": teacher_module, "encoding": encoding, "levels": levels, "init": init,
                                       "target_params": target_params, "noise_levels": _noise(noise),
                                       "max_drop": max_drop})
         study = PruneStudy.create(cfg, run_dir, prune=pcfg, log=log, callbacks=callbacks)

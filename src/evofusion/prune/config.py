@@ -15,6 +15,8 @@ class PruneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     teacher: str  # teacher directory (teacher.json + weights.safetensors), e.g. from `evofusion teacher train`
+    # or a user network by import path ("pkg.mod:factory"); then `teacher` is its weights (.safetensors)
+    teacher_module: str | None = None
     encoding: Literal["channel", "block", "layer"] = "channel"  # per-channel bits | channel blocks | layer ratios
     levels: int = Field(8, ge=1, le=1024)  # block: chunks per group; layer: keep-ratio steps
     init: Literal["random", "l1", "taylor"] = "l1"  # importance that seeds the initial population

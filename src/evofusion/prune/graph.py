@@ -11,6 +11,7 @@ Torch-Pruning's; nothing here re-implements it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,12 +27,49 @@ ROOT_TYPES = (nn.Conv2d, nn.Linear)
 
 @dataclass(frozen=True)
 class GroupInfo:
-    """One prunable channel group: the module whose output channels root it, their count, and the
-    names of every module the group touches (for reports)."""
+    """One prunable channel group: the module whose output channels root it, their count, the names
+    of every module the group touches (for reports) and ``multiple``: the kept channel count must be
+    a multiple of it (the GroupNorm groups and grouped-conv groups among the members; depthwise convs
+    follow their group whole through Torch-Pruning and need nothing)."""
 
     root: str
     size: int
     members: tuple[str, ...]
+    multiple: int = 1
+
+
+def _multiple(modules: Sequence[nn.Module], size: int) -> int:
+    """The lcm of the group counts that constrain a channel group of ``size`` channels."""
+    m = 1
+    for mod in modules:
+        g = 1
+        if isinstance(mod, nn.GroupNorm):
+            g = mod.num_groups
+        elif isinstance(mod, nn.Conv2d) and mod.groups > 1 and not (mod.groups == mod.in_channels
+                                                                   and mod.groups == mod.out_channels):
+            g = mod.groups  # a grouped (not depthwise) conv: its channel counts stay divisible by groups
+        m = math.lcm(m, g)
+    return m if m <= size and size % m == 0 else 1
+
+
+def round_masks(groups: Sequence[GroupInfo], masks: Sequence[np.ndarray],
+                rankings: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
+    """Each mask with the fewest extra channels kept (most important first, by ``rankings``, else by
+    index) so its kept count is a multiple of the group's ``multiple``: a genome that would leave a
+    GroupNorm 7 channels for 4 groups keeps 8, and no candidate fails for it."""
+    out = []
+    for g, (info, keep) in enumerate(zip(groups, masks, strict=True)):
+        keep = np.array(keep, dtype=bool)
+        short = (-int(keep.sum())) % info.multiple
+        if short:
+            order = np.arange(info.size) if rankings is None else np.asarray(rankings[g])
+            for i in order:
+                if short == 0:
+                    break
+                if not keep[i]:
+                    keep[i], short = True, short - 1
+        out.append(keep)
+    return out
 
 
 def output_layer(model: nn.Module, num_classes: int) -> str:
@@ -85,9 +123,10 @@ def prunable_groups(model: nn.Module, input_shape: Sequence[int], num_classes: i
         root = group.items[0].dep.target.module
         if root not in names:
             continue
-        members = sorted({names[it.dep.target.module] for it in group.items if it.dep.target.module in names},
-                         key=order.__getitem__)
-        out.append(GroupInfo(names[root], len(group.items[0].idxs), tuple(members)))
+        touched = {it.dep.target.module for it in group.items if it.dep.target.module in names}
+        members = sorted((names[m] for m in touched), key=order.__getitem__)
+        size = len(group.items[0].idxs)
+        out.append(GroupInfo(names[root], size, tuple(members), _multiple(list(touched), size)))
     return sorted(out, key=lambda g: order[g.root])
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from evofusion.errors import GenomeError
 from evofusion.genome.prune import PruneGenome
-from evofusion.prune.graph import GroupInfo, apply_masks, prunable_groups
+from evofusion.prune.graph import GroupInfo, apply_masks, prunable_groups, round_masks
 from evofusion.seeding import torch_seeded
 from evofusion.teachers.zoo import build_teacher
 
@@ -51,8 +51,11 @@ def build_pruned(genome: PruneGenome, teacher_state: Mapping[str, torch.Tensor] 
     if teacher_state is not None:
         model.load_state_dict(teacher_state)
     groups = groups_of(model, genome)
-    return apply_masks(model, groups, genome.keep_masks(rankings), input_shape(genome))
+    masks = round_masks(groups, genome.keep_masks(rankings), rankings)
+    return apply_masks(model, groups, masks, input_shape(genome))
 
 
-def kept_channels(genome: PruneGenome) -> list[int]:
-    return [int(np.sum(m)) for m in genome.keep_masks()]
+def kept_channels(genome: PruneGenome, groups: Sequence[GroupInfo] | None = None) -> list[int]:
+    """Channels kept per group (after rounding to the groups' multiples, when ``groups`` are given)."""
+    masks = genome.keep_masks()
+    return [int(np.sum(m)) for m in (round_masks(groups, masks) if groups is not None else masks)]

@@ -103,12 +103,21 @@ def setup_prune(cfg: SearchConfig, pcfg: PruneConfig, splits: DataSplits | None 
         splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
                               seed=cfg.data.seed, limit=cfg.data.limit)
     check_splits(splits)
-    tdir = Path(pcfg.teacher)
-    if not tdir.is_dir():
-        raise TeacherError(f"--teacher: {tdir} is not a teacher directory (teacher.json + {WEIGHTS_FILE}, "
-                           "e.g. from `evofusion teacher train`)")
-    teacher = Teacher.from_dir(tdir)
-    meta = dict(teacher.meta)
+    if pcfg.teacher_module:  # a user's network by import path + its trained weights (safetensors)
+        from evofusion.engine.study import teacher_from_module
+
+        teacher = teacher_from_module(pcfg.teacher_module, pcfg.teacher)
+        meta = {**teacher.meta, "arch": pcfg.teacher_module, "width": 1.0, "in_channels": splits.in_channels,
+                "input_size": splits.input_size}
+        weights_file = Path(pcfg.teacher).resolve()
+    else:
+        tdir = Path(pcfg.teacher)
+        if not tdir.is_dir():
+            raise TeacherError(f"--teacher: {tdir} is not a teacher directory (teacher.json + {WEIGHTS_FILE}, "
+                               "e.g. from `evofusion teacher train`), nor weights of a --teacher-module network")
+        teacher = Teacher.from_dir(tdir)
+        meta = dict(teacher.meta)
+        weights_file = (tdir / WEIGHTS_FILE).resolve()
     model = teacher.module
     assert model is not None
     check_teacher_outputs(teacher, splits)
@@ -129,7 +138,7 @@ def setup_prune(cfg: SearchConfig, pcfg: PruneConfig, splits: DataSplits | None 
     from evofusion.engine.evaluator import static_metrics
 
     tm = static_metrics(model, shape)
-    extra: dict[str, Any] = {"teacher_weights": str((tdir / WEIGHTS_FILE).resolve()), "teacher_params": tm["params"],
+    extra: dict[str, Any] = {"teacher_weights": str(weights_file), "teacher_params": tm["params"],
                              "teacher_flops": tm["flops"], "val_limit": pcfg.val_limit}
     method = "l1" if pcfg.init == "random" else pcfg.init
     batches = []
@@ -163,7 +172,7 @@ def setup_prune(cfg: SearchConfig, pcfg: PruneConfig, splits: DataSplits | None 
                       custom_objectives={k: v.model_dump() for k, v in cfg.objectives.custom.items()})
     val_logits, test_logits = cached.logits("val"), cached.logits("test")
     info = {"name": teacher.name, "weights_hash": teacher.weights_hash, "cache": str(cached.dir),
-            **meta, "dir": str(tdir.resolve()), "params": tm["params"], "flops": tm["flops"],
+            **meta, "dir": str(Path(pcfg.teacher).resolve()), "params": tm["params"], "flops": tm["flops"],
             "val_accuracy": float((val_logits.argmax(1) == torch.as_tensor(splits.val.y)).float().mean()),
             "test_accuracy": float((test_logits.argmax(1) == torch.as_tensor(splits.test.y)).float().mean())
             if len(splits.test) else None,

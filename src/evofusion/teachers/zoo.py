@@ -36,10 +36,30 @@ def build_teacher(arch: str, in_channels: int, num_classes: int, input_size: int
         TeacherError: ``arch`` is not registered (the message lists the valid names) or an argument
             is out of range.
     """
+    if ":" in arch:  # a user's network by import path ("pkg.mod:factory"), e.g. a pruning genome's arch
+        return build_user_module(arch, width)
     if arch not in TEACHERS:
-        raise TeacherError(f"unknown teacher architecture '{arch}'; valid: {', '.join(list_teachers())}")
+        raise TeacherError(f"unknown teacher architecture '{arch}'; valid: {', '.join(list_teachers())} "
+                           "(or a user network by import path, pkg.mod:factory)")
     _check_args(in_channels, num_classes, input_size, width)
     return TEACHERS.get(arch)(in_channels=in_channels, num_classes=num_classes, input_size=input_size, width=width)
+
+
+def build_user_module(path: str, width: float = 1.0) -> nn.Module:
+    """``factory()`` at ``path`` ("pkg.mod:factory", an ``nn.Module`` class or a function returning
+    one): a user's architecture, which fixes its own shape (``width`` must stay 1)."""
+    from evofusion.registry import import_object
+
+    if width != 1.0:
+        raise TeacherError(f"teacher width: a user network ({path}) has its own width; got {width}")
+    factory = import_object(path, "teacher.module")
+    try:
+        model = factory() if callable(factory) else factory
+    except Exception as e:  # the user's factory failed
+        raise TeacherError(f"teacher.module: {path}() raised {type(e).__name__}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise TeacherError(f"teacher.module: {path} gave {type(model).__name__}, not an nn.Module")
+    return model
 
 
 def _check_args(in_channels: int, num_classes: int, input_size: int, width: float) -> None:

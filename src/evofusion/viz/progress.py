@@ -67,6 +67,9 @@ class LogProgress(Callback):
         self.kind = "run"
         self.t0 = time.perf_counter()
         self.done0 = 0
+        self.base = 0  # candidates in the store at the last generation end
+        self.seen = 0  # candidates finished since then
+        self.budget0 = 0.0  # search seconds spent before this process (a resumed run)
         self.last = float("-inf")
 
     def _line(self, study: Any, force: bool = False) -> None:
@@ -75,8 +78,12 @@ class LogProgress(Callback):
             return
         self.last = now
         done, total, unit = study.progress()
+        done = max(done, self.base + self.seen)  # candidates finished inside the current generation too
         rate = (done - self.done0) / max(now - self.t0, 1e-9)
         eta = f", eta {_clock((total - done) / rate)}" if total and rate > 0 and done < total else ""
+        budget = study.time_budget() if hasattr(study, "time_budget") else None
+        if budget is not None and not eta:
+            eta = f", {_clock(budget - (now - self.t0) - self.budget0)} of the time budget left"
         of = f"/{total}" if total else ""
         best = f", best val acc {self.best:.4f}" if self.best else ""
         msg = f"{self.kind}: {done}{of} {unit}s{best}, {_clock(now - self.t0)} elapsed{eta}"
@@ -88,15 +95,18 @@ class LogProgress(Callback):
     def on_study_start(self, study: Any) -> None:
         self.kind = getattr(type(study), "kind", None) or study.kind  # the run kind (a WeightStudy's .kind is its fitness)
         self.t0 = time.perf_counter()
-        self.done0 = study.progress()[0]
+        self.done0 = self.base = study.progress()[0]
+        self.budget0 = float(getattr(study, "elapsed", 0.0) or 0.0)
         self._line(study, force=True)
 
     def on_candidate_end(self, study: Any, outcome: Any) -> None:
         if outcome.status == "COMPLETE":
             self.best = max(self.best, outcome.values.get("accuracy", 0.0))
+        self.seen += 1
         self._line(study)
 
     def on_generation_end(self, study: Any, generation: int, outcomes: list[Any]) -> None:
+        self.seen, self.base = 0, study.progress()[0]  # the store's count is exact again
         self._line(study, force=True)
 
     def on_study_end(self, study: Any) -> None:
