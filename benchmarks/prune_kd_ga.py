@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evofusion.config import validate_config
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.user_net, by import path
+
+from evofusion.config import validate_config  # noqa: E402
 from evofusion.distill.loop import TrainConfig
 from evofusion.engine.context import load_arrays
 from evofusion.genome.prune import PruneGenome
@@ -47,9 +49,39 @@ from evofusion.prune.evaluate import pruned_from_teacher
 from evofusion.prune.model import build_pruned, input_shape
 
 
+def train_user_net(out: Path, data: str, epochs: float, seed: int) -> Path:
+    """Train benchmarks/user_net.py's MobileGN on ``data`` (labels only, AdamW, cosine, flip
+    augmentation) once; its safetensors weights, reused by a later run of the same --out."""
+    from safetensors.torch import save_file
+
+    from benchmarks.user_net import mobile_gn
+    from evofusion.data import load_dataset
+    from evofusion.distill import TrainConfig, evaluate_accuracy, train
+
+    path = out / "user-net.safetensors"
+    if path.exists():
+        return path
+    splits = load_dataset(data)
+    x, y = splits.train.tensors()
+    torch.manual_seed(seed)
+    model = mobile_gn()
+    t0 = time.perf_counter()
+    train(model, x, y, TrainConfig(epochs=epochs, steps=None, batch_size=128, lr=3e-3, schedule="cosine",
+                                   augment="flip"), val=splits.val.tensors(),
+          generator=torch.Generator().manual_seed(seed))
+    acc = evaluate_accuracy(model, *splits.test.tensors())
+    print(f"user net mobile_gn: {sum(p.numel() for p in model.parameters())} params, test acc {acc:.4f}, "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--teacher", help="teacher dir (or omit with --user-net)")
+    ap.add_argument("--user-net", action="store_true", help="prune benchmarks/user_net.py:mobile_gn (depthwise "
+                    "convs, GroupNorm, residual adds, an MLP block), trained here first by plain backprop")
+    ap.add_argument("--user-epochs", type=float, default=6.0)
     ap.add_argument("--name", required=True)
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--target-frac", type=float, default=0.1)
@@ -75,10 +107,21 @@ def main() -> int:
     })
     from evofusion.teachers import Teacher
 
-    t_params = sum(p.numel() for p in Teacher.from_dir(a.teacher).module.parameters())
+    pcfg = {"target_params": None, "init": "l1", "importance_fraction": 0.5, "val_limit": 2000, "eval_every": 100}
+    if a.user_net:  # a network outside the zoo, trained by this benchmark (cached in --out)
+        out.mkdir(parents=True, exist_ok=True)
+        pcfg.update(teacher=str(train_user_net(out, a.data, a.user_epochs, a.seed)),
+                    teacher_module="benchmarks.user_net:mobile_gn")
+        from benchmarks.user_net import mobile_gn
+
+        t_params = sum(p.numel() for p in mobile_gn().parameters())
+    elif a.teacher:
+        pcfg["teacher"] = a.teacher
+        t_params = sum(p.numel() for p in Teacher.from_dir(a.teacher).module.parameters())
+    else:
+        ap.error("--teacher DIR or --user-net")
     target = int(a.target_frac * t_params)
-    pcfg = {"teacher": a.teacher, "target_params": target, "init": "l1", "importance_fraction": 0.5,
-            "val_limit": 2000, "eval_every": 100}
+    pcfg["target_params"] = target
     if (out / "run.db").exists():
         study = PruneStudy.resume(out)
     else:

@@ -18,7 +18,7 @@ from evofusion.prune.model import build_pruned, teacher_arch
 from evofusion.store import RunStore
 from evofusion.teachers import list_teachers
 
-ARCH = "tests.prune.user_nets:mobile_gn"
+ARCH = "benchmarks.user_net:mobile_gn"
 WIDTH = {"small_cnn": 0.5, "simple_cnn": 0.5, "resnet18": 0.25, "googlenet": 0.125}
 
 
@@ -59,9 +59,9 @@ def test_random_masks_never_fail_for_group_constraints(arch: str) -> None:
 
 
 def test_cli_prunes_a_user_network_by_import_path(tmp_path: Path) -> None:
+    from benchmarks.user_net import MobileGN
     from evofusion.data import load_dataset
     from evofusion.distill import TrainConfig, train
-    from tests.prune.user_nets import MobileGN
 
     splits = load_dataset("digits", limit=400)
     x, y = splits.train.tensors()
@@ -70,7 +70,7 @@ def test_cli_prunes_a_user_network_by_import_path(tmp_path: Path) -> None:
     train(model, x, y, TrainConfig(steps=60, batch_size=64))
     w = tmp_path / "net.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(w))
-    (tmp_path / "nets.py").write_text("from tests.prune.user_nets import MobileGN\n\n\ndef small():\n"
+    (tmp_path / "nets.py").write_text("from benchmarks.user_net import MobileGN\n\n\ndef small():\n"
                                       "    return MobileGN(c=16, hidden=32)\n")
     import sys
 

@@ -53,9 +53,17 @@ def distill_genome(genome: StudentGenome, config: SearchConfig | dict[str, Any],
     model.to(resolve_device(cfg.device))
     fkd = feature_kd_from_spec(ctx.extra.get("feature_kd"))
     t0 = time.perf_counter()
-    rep = train(model, arrays["train_x"], arrays["train_y"], TrainConfig(**ctx.train),
+    tcfg = TrainConfig(**ctx.train)
+    last = [t0]
+
+    def progress(step: int, acc: float) -> None:  # at each validation, at most one line per 10 s
+        if time.perf_counter() - last[0] >= 10:
+            last[0] = time.perf_counter()
+            log(f"  step {step}: val acc {acc:.4f}, {last[0] - t0:.0f} s")
+
+    rep = train(model, arrays["train_x"], arrays["train_y"], tcfg,
                 teacher_logits=arrays.get("train_t"), val=(arrays["val_x"], arrays["val_y"]),
-                generator=torch.Generator().manual_seed(seed), feature_kd=fkd)
+                generator=torch.Generator().manual_seed(seed), feature_kd=fkd, on_eval=progress)
     result: dict[str, Any] = {
         "val_accuracy": evaluate_accuracy(model, arrays["val_x"], arrays["val_y"]),
         "test_accuracy": evaluate_accuracy(model, arrays["test_x"], arrays["test_y"]),

@@ -86,7 +86,8 @@ class LogProgress(Callback):
             eta = f", {_clock(budget - (now - self.t0) - self.budget0)} of the time budget left"
         of = f"/{total}" if total else ""
         best = f", best val acc {self.best:.4f}" if self.best else ""
-        msg = f"{self.kind}: {done}{of} {unit}s{best}, {_clock(now - self.t0)} elapsed{eta}"
+        units = unit if done == 1 and not total else unit + "s"
+        msg = f"{self.kind}: {done}{of} {units}{best}, {_clock(now - self.t0)} elapsed{eta}"
         if self.console is not None:
             self.console.print(msg, highlight=False)
         else:

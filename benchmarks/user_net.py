@@ -1,5 +1,5 @@
-"""A user's network outside the zoo, for the pruning tests and the prune_kd_ga benchmark: depthwise
-separable convs, GroupNorm (4 groups), residual adds and an attention-free MLP block (LayerNorm)."""
+"""A user's network outside the zoo (benchmarks/prune_kd_ga.py --user-net, the pruning tests):
+depthwise separable convs, GroupNorm (4 groups), residual adds and an attention-free MLP block."""
 
 from __future__ import annotations
 
