@@ -309,6 +309,19 @@ function drawCurve(d) {
   const rows = !c ? [] : d.candidates.filter(r => r.genome_hash === c.genome_hash && r.train && r.train.curve &&
                                                 (r.train.steps_total || 0) <= (c.train.steps_total || Infinity))
     .sort((a, b) => (a.train.steps_total || 0) - (b.train.steps_total || 0));
+  const gc = d.growth_curve || [];
+  if (!rows.length && gc.length) {  // a grow run: one live student, its validation accuracy by step
+    title.textContent = 'Training curve of the grown student (validation accuracy and params by step)';
+    Plotly.react('curve', [
+      {type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x: gc.map(g => g.step),
+       y: gc.map(g => g.val_accuracy), line: {color: RED}, marker: {size: 4}},
+      {type: 'scatter', mode: 'lines', name: 'params', x: gc.map(g => g.step), y: gc.map(g => g.params),
+       yaxis: 'y2', line: {color: GOLD, shape: 'hv'}}], {
+      margin: {l: 55, r: 55, t: 10, b: 45}, legend: {orientation: 'h', y: -0.18},
+      xaxis: {title: {text: 'training step'}}, yaxis: {title: {text: 'validation accuracy'}},
+      yaxis2: {title: {text: 'parameters'}, overlaying: 'y', side: 'right', showgrid: false}}, CONFIG);
+    return;
+  }
   if (!rows.length) {
     title.textContent = c ? `Training curve of candidate #${selected}: none recorded` : 'Training curve';
     Plotly.react('curve', [], {margin: {t: 10}, xaxis: {visible: false}, yaxis: {visible: false}}, CONFIG);
@@ -329,7 +342,8 @@ function drawCurve(d) {
      line: {color: RED}, marker: {size: 5}}], {
     margin: {l: 55, r: 55, t: 10, b: 45}, legend: {orientation: 'h', y: -0.18},
     xaxis: {title: {text: 'training step (along the lineage)'}}, yaxis: {title: {text: 'loss'}},
-    yaxis2: {title: {text: 'validation accuracy'}, overlaying: 'y', side: 'right', showgrid: false},
+    yaxis2: {title: {text: 'validation accuracy'}, overlaying: 'y', side: 'right', showgrid: false,
+             range: [Math.max(0, Math.min(...vy) - 0.05), Math.min(1, Math.max(...vy) + 0.05)]},
     shapes: bounds.map(b => ({type: 'line', xref: 'x', yref: 'paper', x0: b, x1: b, y0: 0, y1: 1,
                               line: {color: '#bcccdc', dash: 'dot', width: 1}}))}, CONFIG);
 }
