@@ -181,3 +181,20 @@ def test_epochs_flag_replaces_the_step_budget(tmp_path: Path) -> None:
         row = s.candidate(data["candidates"][0]["id"])
     # 1 epoch over half of the 300-example training split at batch 128 = 2 steps
     assert row["train"]["steps"] == 2
+
+
+def test_resume_of_a_run_made_from_python_data_says_why_not(tmp_path: Path) -> None:
+    import evofusion as ef
+    from evofusion.data import from_arrays, load_dataset
+
+    d = load_dataset("digits", limit=300)
+    (x, y), (xt, yt) = d.train.tensors(), d.test.tensors()
+    splits = from_arrays("mydata", x.numpy(), y.numpy(), xt.numpy(), yt.numpy())
+    run = tmp_path / "run"
+    ef.Study.create({"generations": 1, "strategy": {"population": 2}, "distill": {"steps": 5},
+                     "teacher": {"enabled": False}}, run, splits=splits, log=lambda *_: None).close()
+    r = runner.invoke(app, ["resume", str(run), "--generations", "2"])
+    assert r.exit_code == 2
+    assert "in-memory data 'mydata'" in r.output and "Study.resume(" in r.output and "splits=" in r.output
+    s = ef.Study.resume(run, splits=splits, overrides={"generations": 2}, log=lambda *_: None)  # Python: fine
+    s.close()

@@ -196,6 +196,14 @@ class Run:
     def _check_data(store: RunStore, fingerprint: str) -> None:
         data = store.get_meta("data") or {}
         if data.get("fingerprint") != fingerprint:
+            from evofusion.data import dataset_names
+
+            name = data.get("name")
+            if isinstance(name, str) and name not in dataset_names():
+                raise RunStoreError(
+                    f"this run was made from in-memory data {name!r} (from_arrays / from_torch_dataset in "
+                    "Python), which the CLI cannot load; resume it in Python with the same data: "
+                    f"Study.resume({str(store.dir)!r}, splits=...) (data fingerprint {data.get('fingerprint')})")
             raise RunStoreError(f"the data differ from the run's (fingerprint {fingerprint} vs "
                                 f"{data.get('fingerprint')}); resume with the same data set")
 
