@@ -82,3 +82,21 @@ def test_grow_and_evolve_weights_report_progress_when_not_a_terminal(tmp_path: P
     r = CliRunner().invoke(app, ["grow", "--data", "digits", "--limit", "300", "--no-teacher", "--steps", "20",
                                  "--grow-every", "10", "--quiet", "--run-dir", str(tmp_path / "q")])
     assert r.exit_code == 0 and "grow:" not in r.output
+
+
+def test_log_progress_reports_from_inside_a_candidates_training(tmp_path: Path) -> None:
+    from evofusion import Study
+    from evofusion.engine import evaluator
+    from tests.conftest import tiny_config
+
+    buf = io.StringIO()
+    p = LogProgress(Console(file=buf, width=200), every=0)
+    s = Study.create(tiny_config(generations=1, final={"top_k": 0}), tmp_path / "run", callbacks=[p],
+                     log=lambda *_: None)
+    try:
+        s.optimize()
+    finally:
+        s.close()
+    inside = [x for x in buf.getvalue().splitlines() if " at step " in x]
+    assert inside and inside[0].startswith("search: candidate 0 at step 1/12")
+    assert evaluator._TRAINING_PROGRESS[0] is None  # unhooked at the end

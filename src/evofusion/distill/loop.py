@@ -208,6 +208,7 @@ def train(
     on_epoch: Callable[[int, nn.Module], None] | None = None,
     feature_kd: FeatureKD | None = None,
     optimizer_state: dict[str, torch.Tensor] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> TrainReport:
     """Train ``model`` in place on (x, y), with KD when ``teacher_logits`` (aligned with x) are given.
 
@@ -222,6 +223,7 @@ def train(
     ``optimizer_state`` (``optimizer_tensors`` of an earlier call) continues the optimizer where that
     training stopped (AdamW moments and step counts); the report's ``optimizer_state`` is the state at
     the end, so a multi-fidelity scheduler can continue a candidate without restarting it.
+    ``on_step(step, total)`` runs after every optimizer step (progress inside a training).
 
     Raises:
         CandidateFailed: the loss became NaN or infinite.
@@ -273,6 +275,8 @@ def train(
         sched.step()
         step += 1
         report.samples_seen += len(idx)
+        if on_step is not None:
+            on_step(step, total)
         loss_sum, loss_n = loss_sum.to(loss.device) + loss.detach(), loss_n + 1
         if step % curve_every == 0 or step == total:
             report.curve["loss"].append([step, round(float(loss_sum) / loss_n, 5)])

@@ -13,6 +13,7 @@ import dataclasses
 import math
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +79,24 @@ def static_metrics(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict
             "size_bytes": float(size_bytes(model))}
 
 
+_TRAINING_PROGRESS: list[Callable[[int, int, int], None] | None] = [None]
+
+
+def set_training_progress(fn: Callable[[int, int, int], None] | None) -> None:
+    """``fn(candidate_id, step, total)`` after every training step of a candidate evaluated in this
+    process (the serial executor; workers of other executors report per candidate only); None = off."""
+    _TRAINING_PROGRESS[0] = fn
+
+
 def _train_candidate(model: torch.nn.Module, arrays: dict[str, torch.Tensor], ctx: EvalContext,
                      generator: torch.Generator, steps: int | None = None,
-                     optimizer_state: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+                     optimizer_state: dict[str, torch.Tensor] | None = None, candidate_id: int = -1) -> dict[str, Any]:
     cfg = TrainConfig(**{**ctx.train, **({"steps": steps} if steps is not None else {})})
+    fn = _TRAINING_PROGRESS[0]
     report = train(model, arrays["train_x"], arrays["train_y"], cfg, teacher_logits=arrays.get("train_t"),
                    val=(arrays["val_x"], arrays["val_y"]), generator=generator,
-                   feature_kd=feature_kd_from_spec(ctx.extra.get("feature_kd")), optimizer_state=optimizer_state)
+                   feature_kd=feature_kd_from_spec(ctx.extra.get("feature_kd")), optimizer_state=optimizer_state,
+                   on_step=None if fn is None else (lambda s, t: fn(candidate_id, s, t)))
     return {"steps": report.steps, "epochs": report.epochs, "seconds": report.seconds,
             "stopped_early": report.stopped_early, "samples_seen": report.samples_seen,
             "curve": report.curve, "optimizer_state": report.optimizer_state}
@@ -121,7 +133,7 @@ def evaluate(job: EvalJob) -> EvalOutcome:
                                             epochs=ctx.train.get("epochs"), seed=job.seed, device=device))
             info.update(steps=int(steps or 0), seconds=time.perf_counter() - t1, evaluate_fn=ctx.extra["evaluate_fn"])
         else:
-            info.update(_train_candidate(model, arrays, ctx, gen, job.steps, opt_state))
+            info.update(_train_candidate(model, arrays, ctx, gen, job.steps, opt_state, job.candidate_id))
             values["accuracy"] = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
         info["rung"], info["steps_total"] = job.rung, job.lineage_steps + int(info["steps"])
         return finish_candidate(job, model, shape, values, info, objectives, t0)

@@ -16,6 +16,7 @@ from rich.progress import (
 )
 
 from evofusion.engine.callbacks import Callback
+from evofusion.engine.evaluator import set_training_progress
 
 
 class RichProgress(Callback):
@@ -33,6 +34,7 @@ class RichProgress(Callback):
         self.progress.start()
         self.task = self.progress.add_task(study.kind, total=total,
                                            completed=done if total is None else min(done, total))
+        set_training_progress(self._inside)
 
     def on_generation_start(self, study: Any, generation: int, n: int) -> None:
         self.progress.update(self.task, description=f"generation {generation}  best val acc {self.best:.4f}")
@@ -47,7 +49,13 @@ class RichProgress(Callback):
         self.progress.update(self.task, completed=study.progress()[0],
                              description=f"generation {generation + 1}  best val acc {self.best:.4f}")
 
+    def _inside(self, cid: int, step: int, total: int) -> None:
+        if step == 1 or step == total or step % 20 == 0:
+            self.progress.update(self.task, description=f"candidate {cid}: step {step}/{total}  "
+                                                        f"best val acc {self.best:.4f}")
+
     def on_study_end(self, study: Any) -> None:
+        set_training_progress(None)
         self.progress.stop()
 
 
@@ -93,7 +101,19 @@ class LogProgress(Callback):
         else:
             print(msg, flush=True)
 
+    def _inside(self, cid: int, step: int, total: int) -> None:
+        """A line from inside a long candidate's training, at most one per ``every`` seconds."""
+        now = time.perf_counter()
+        if now - self.last >= self.every and step < total:
+            self.last = now
+            msg = f"{self.kind}: candidate {cid} at step {step}/{total}, {_clock(now - self.t0)} elapsed"
+            if self.console is not None:
+                self.console.print(msg, highlight=False)
+            else:
+                print(msg, flush=True)
+
     def on_study_start(self, study: Any) -> None:
+        set_training_progress(self._inside)
         self.kind = getattr(type(study), "kind", None) or study.kind  # the run kind (a WeightStudy's .kind is its fitness)
         self.t0 = time.perf_counter()
         self.done0 = self.base = study.progress()[0]
@@ -111,6 +131,7 @@ class LogProgress(Callback):
         self._line(study, force=True)
 
     def on_study_end(self, study: Any) -> None:
+        set_training_progress(None)
         self._line(study, force=True)
 
 
