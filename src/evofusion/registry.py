@@ -82,3 +82,14 @@ def import_object(path: str, field: str) -> Any:
             raise ConfigError(field, f"{mod_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj
+
+
+def import_callable(path: str, field: str) -> Any:
+    """``import_object`` that must be callable (a user's function named in a config); ConfigError
+    naming ``field`` otherwise."""
+    from evofusion.errors import ConfigError
+
+    fn = import_object(path, field)
+    if not callable(fn):
+        raise ConfigError(field, f"{path} is not callable")
+    return fn

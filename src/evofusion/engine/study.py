@@ -110,15 +110,9 @@ def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any 
 def teacher_from_module(factory_path: str, weights: str | None) -> Teacher:
     """A user's own teacher network: ``factory_path`` ("pkg.mod:factory") returns an ``nn.Module``
     (or is the module class), loaded strictly with the safetensors ``weights`` when given."""
-    from evofusion.registry import import_object
+    from evofusion.teachers.zoo import build_user_module
 
-    factory = import_object(factory_path, "teacher.module")
-    try:
-        model = factory() if callable(factory) else factory
-    except Exception as e:  # the user's factory failed
-        raise TeacherError(f"teacher.module: {factory_path}() raised {type(e).__name__}: {e}") from None
-    if not isinstance(model, torch.nn.Module):
-        raise TeacherError(f"teacher.module: {factory_path} gave {type(model).__name__}, not an nn.Module")
+    model = build_user_module(factory_path)
     meta: dict[str, Any] = {"format": "module", "module": factory_path}
     if weights is not None:
         p = Path(weights)

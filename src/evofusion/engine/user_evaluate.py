@@ -23,16 +23,13 @@ from typing import Any
 
 import torch
 
-from evofusion.errors import CandidateFailed, ConfigError
-from evofusion.registry import import_object
+from evofusion.errors import CandidateFailed
+from evofusion.registry import import_callable
 
 
 def resolve_evaluate_fn(path: str) -> Any:
     """The callable at ``"package.module:attribute"``; ConfigError (field ``evaluate_fn``) otherwise."""
-    fn = import_object(path, "evaluate_fn")
-    if not callable(fn):
-        raise ConfigError("evaluate_fn", f"{path} is not callable")
-    return fn
+    return import_callable(path, "evaluate_fn")
 
 
 def run_user_evaluate(path: str, model: torch.nn.Module, arrays: dict[str, torch.Tensor], *, steps: int | None,

@@ -27,7 +27,7 @@ from typing import Any
 
 from evofusion.errors import ConfigError
 from evofusion.objectives.base import KNOWN_OBJECTIVES
-from evofusion.registry import import_object
+from evofusion.registry import import_callable
 
 ObjectiveFn = Callable[[Any, Any, Any], float]
 _FUNCTIONS: dict[str, ObjectiveFn] = {}  # name -> callable, in this process
@@ -36,10 +36,7 @@ BUILTIN = frozenset(KNOWN_OBJECTIVES)
 
 def resolve(path: str) -> ObjectiveFn:
     """The callable at ``"package.module:attribute"``; ConfigError naming what is missing."""
-    fn = import_object(path, "objectives.custom.fn")
-    if not callable(fn):
-        raise ConfigError("objectives.custom.fn", f"{path} is not callable")
-    return fn  # type: ignore[return-value]
+    return import_callable(path, "objectives.custom.fn")  # type: ignore[no-any-return]
 
 
 def register_objective(name: str, fn: ObjectiveFn | str, direction: str = "max", scale: str = "linear",

@@ -95,7 +95,9 @@ class LogProgress(Callback):
         of = f"/{total}" if total else ""
         best = f", best val acc {self.best:.4f}" if self.best else ""
         units = unit if done == 1 and not total else unit + "s"
-        msg = f"{self.kind}: {done}{of} {units}{best}, {_clock(now - self.t0)} elapsed{eta}"
+        self._emit(f"{self.kind}: {done}{of} {units}{best}, {_clock(now - self.t0)} elapsed{eta}")
+
+    def _emit(self, msg: str) -> None:
         if self.console is not None:
             self.console.print(msg, highlight=False)
         else:
@@ -106,11 +108,7 @@ class LogProgress(Callback):
         now = time.perf_counter()
         if now - self.last >= self.every and step < total:
             self.last = now
-            msg = f"{self.kind}: candidate {cid} at step {step}/{total}, {_clock(now - self.t0)} elapsed"
-            if self.console is not None:
-                self.console.print(msg, highlight=False)
-            else:
-                print(msg, flush=True)
+            self._emit(f"{self.kind}: candidate {cid} at step {step}/{total}, {_clock(now - self.t0)} elapsed")
 
     def on_study_start(self, study: Any) -> None:
         set_training_progress(self._inside)
