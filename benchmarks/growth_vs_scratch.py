@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate (both arms)")
     ap.add_argument("--rewarm", type=int, default=0, help="growth.rewarm_steps (LR ramp after each morph)")
+    ap.add_argument("--widen-init", default="fresh", choices=["split", "fresh"],
+                    help="growth.widen_init: new units as Net2WiderNet copies or random-in / zero-out")
+    ap.add_argument("--trigger", default="clock", choices=["clock", "plateau"], help="growth.trigger")
     ap.add_argument("--reuse-scratch", default=None,
                     help="scratch run dir of an earlier invocation with the same final genome (skips that arm)")
     ap.add_argument("--out", default="bench_runs/growth_vs_scratch")
@@ -79,7 +82,8 @@ def main() -> None:
     base: dict[str, Any] = {
         "seed": args.seed, "data": {"name": "fashion-mnist"}, "train": {"lr": args.lr},
         "growth": {"steps": args.steps, "grow_every": args.grow_every, "max_params": args.max_params,
-                   "eval_size": 2000, "operators": CAPACITY_OPS, "rewarm_steps": args.rewarm},
+                   "eval_size": 2000, "operators": CAPACITY_OPS, "rewarm_steps": args.rewarm,
+                   "widen_init": args.widen_init, "trigger": args.trigger},
         "controller": {"name": args.controller},
     }
     grown, g_curve, g_events, logits = _run(base, out_dir / "grow", splits, None)
@@ -93,7 +97,8 @@ def main() -> None:
         scratch, s_curve, _, _ = _run(scratch_cfg, out_dir / "scratch", splits, logits)
 
     print(f"## Growth vs scratch on Fashion-MNIST ({args.steps} steps each, controller {args.controller}, "
-          f"seed {args.seed}, lr {args.lr}, LR re-warm-up after a morph: {args.rewarm or 'off'} steps)\n")
+          f"seed {args.seed}, lr {args.lr}, LR re-warm-up after a morph: {args.rewarm or 'off'} steps, "
+          f"widen init {args.widen_init}, trigger {args.trigger}, grow every {args.grow_every})\n")
     print("| arm | params (final) | final val acc | test acc | training FLOPs (total) | wall s (total) |")
     print("|---|---|---|---|---|---|")
     for name, r in (("growth (tiny -> final)", grown), ("final arch from scratch", scratch)):
@@ -117,17 +122,28 @@ def main() -> None:
             if a and b else "- | -"
         print(f"| {t:.4f} | {cells(a)} | {cells(b)} | {ratio} |")
     print(f"\n### Growth events ({len(g_events)})\n")
-    print("| step | operator | params before -> after | val acc before -> after | change (pp) |")
-    print("|---|---|---|---|---|")
-    worst = 0.0
+    print("| step | operator | params before -> after | val acc before -> after | change (pp) | "
+          "val acc >= 100 steps later | change then (pp) |")
+    print("|---|---|---|---|---|---|---|")
+    worst = worst_later = 0.0
     for e in g_events:
         d = 100 * (e["acc_after"] - e["acc_before"])
         worst = min(worst, d)
+        later = next((c for c in g_curve if c["step"] >= e["step"] + 100), None)
+        dl = None if later is None else 100 * (later["val_accuracy"] - e["acc_before"])
+        if dl is not None:
+            worst_later = min(worst_later, dl)
         print(f"| {e['step']} | {e['operator']} | {e['params_before']} -> {e['params_after']} | "
-              f"{e['acc_before']:.4f} -> {e['acc_after']:.4f} | {d:+.2f} |")
-    print(f"\nlargest accuracy drop across a function-preserving event: {max(0.0, -worst):.2f} pp")
+              f"{e['acc_before']:.4f} -> {e['acc_after']:.4f} | {d:+.2f} | "
+              + ("- | -" if later is None else f"{later['val_accuracy']:.4f} (step {later['step']}) | {dl:+.2f}")
+              + " |")
+    print(f"\nlargest accuracy drop across a function-preserving event: {max(0.0, -worst):.2f} pp; "
+          f"largest drop 100+ steps after an event (vs just before it): {max(0.0, -worst_later):.2f} pp")
     print(f"final genome: {grown['genome']}")
-    print(f"\nbenchmark wall time: {time.perf_counter() - t_start:.0f} s (budget 20 min); runs in {out_dir}")
+    import os
+
+    print(f"\nbenchmark wall time: {time.perf_counter() - t_start:.0f} s (budget 20 min); runs in {out_dir}; "
+          f"load average {' / '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -237,3 +237,75 @@ def test_kernel_padding_gives_the_border_a_nonzero_second_moment() -> None:
     assert float(new[:, :, 0, :].min()) == pytest.approx(float(old.mean()))  # border: the mean, not 0
     weights = apply_plan(plan, dict(parent.state_dict()), build(child_g).state_dict())
     assert float(weights[name][:, :, 0, :].abs().max()) == 0.0  # the weights' border is zero
+
+
+@pytest.mark.parametrize("name", ["fp_widen", "fp_widen_head"])
+@pytest.mark.parametrize("student", sorted(STUDENTS))
+def test_fresh_widening_is_exact(name: str, student: str) -> None:
+    g = STUDENTS[student]
+    parent = _trained(g)
+    op = create_operator(name, SPACE, init="fresh")
+    edits = op.edits(g, np.random.default_rng(0))
+    for child_g, info in edits:
+        child = op.transfer(parent, child_g, info, np.random.default_rng(1)).eval()
+        for b in range(3):
+            x = torch.randn(8, 2, 16, 16, generator=torch.Generator().manual_seed(b)) * (1 + b)
+            torch.testing.assert_close(child(x), parent(x), atol=1e-5, rtol=1e-5)
+        if any(st.skip for st in g.stages):
+            continue  # an identity shortcut turned projection has an eval-mode identity BatchNorm
+        for m in (child, parent):  # zero fan-out: exact with batch statistics too (dropout off)
+            m.train()
+            for d in m.modules():
+                if isinstance(d, nn.Dropout):
+                    d.eval()
+        x = torch.randn(16, 2, 16, 16, generator=torch.Generator().manual_seed(9))
+        torch.testing.assert_close(child(x), parent(x), atol=1e-4, rtol=1e-4)
+        parent.eval()
+
+
+def test_fresh_widen_new_units_are_random_in_and_zero_out() -> None:
+    g = StudentGenome(stages=(StageGene(4, depth=2, pool="none"),), in_channels=1, input_size=4, num_classes=2)
+    parent = _trained(g)
+    op = create_operator("fp_widen", SearchSpace(input_size=4, num_classes=2, widths=(4, 6), max_depth=2),
+                         init="fresh")
+    child = op.transfer(parent, g.with_stage(0, width=6), {"stage": 0, "old": 4, "new": 6},
+                        np.random.default_rng(3))
+    for k in range(2):
+        w_p, w_c = parent.stages[0].blocks[k][0].weight, child.stages[0].blocks[k][0].weight
+        torch.testing.assert_close(w_c[:4, :w_p.shape[1]], w_p)  # old units keep their weights
+        assert float(w_c[4:].abs().sum()) > 0  # new units: random fan-in, not copies
+        assert not any(torch.equal(w_c[j, :w_p.shape[1]], w_p[i]) for j in (4, 5) for i in range(4))
+        bn_c = child.stages[0].blocks[k][1]
+        torch.testing.assert_close(bn_c.weight[4:], torch.ones(2))  # fresh BatchNorm
+    assert float(child.stages[0].blocks[1][0].weight[:4, 4:].abs().sum()) == 0  # old units ignore new ones
+    torch.testing.assert_close(child.head[-1].weight[:, :4], parent.head[-1].weight)  # no split
+    assert float(child.head[-1].weight[:, 4:].abs().sum()) == 0  # zero fan-out
+
+
+def test_fresh_widen_new_units_start_without_velocity() -> None:
+    from evofusion.distill.loop import TrainConfig, make_optimizer
+    from evofusion.engine.lamarck import carry_optimizer
+    from evofusion.operators.morph import morph
+
+    g = StudentGenome(stages=(StageGene(4, pool="none"),), in_channels=1, input_size=4, num_classes=2)
+    parent = _trained(g).train()
+    cfg = TrainConfig(lr=1e-2)
+    opt = make_optimizer(parent, cfg)
+    parent(torch.randn(8, 1, 4, 4)).pow(2).mean().backward()
+    opt.step()
+    op = create_operator("fp_widen", SearchSpace(input_size=4, num_classes=2, widths=(4, 6)), init="fresh")
+    res = morph(op, parent, g.with_stage(0, width=6), {"stage": 0, "old": 4, "new": 6}, np.random.default_rng(0))
+    new_opt = carry_optimizer(res.plan, parent, opt, res.model, cfg)
+    w = res.model.stages[0].blocks[0][0].weight
+    st, st_p = new_opt.state[w], opt.state[parent.stages[0].blocks[0][0].weight]
+    torch.testing.assert_close(st["exp_avg"][:4], st_p["exp_avg"])
+    assert float(st["exp_avg"][4:].abs().sum()) == 0
+    head = new_opt.state[res.model.head[-1].weight]
+    assert float(head["exp_avg"][:, 4:].abs().sum()) == 0
+
+
+def test_widening_init_is_validated() -> None:
+    from evofusion.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="split, fresh"):
+        create_operator("fp_widen", SPACE, init="copy")

@@ -57,6 +57,9 @@ class GrowthSpaceConfig(Strict):
     allow_skip: bool = True
 
 
+WIDENINGS = ("fp_widen", "fp_widen_head")  # the morphs that take growth.widen_init
+
+
 class GrowthTrainConfig(RecipeConfig):
     """KD recipe of the live student: the shared recipe, cosine schedule by default."""
 
@@ -80,6 +83,9 @@ class GrowthSettings(Strict):
     # most plateau_delta since the previous evaluation (capacity when the current size stops paying)
     trigger: Literal["clock", "plateau"] = "clock"
     plateau_delta: float = Field(0.005, ge=0, le=1)
+    # how widening morphs start their new units: "split" = Net2WiderNet copies sharing the outgoing
+    # weights; "fresh" = random incoming, zero outgoing weights (exact too; new features, see docs)
+    widen_init: Literal["split", "fresh"] = "fresh"
 
 
 class ControllerConfig(Strict):
@@ -183,7 +189,9 @@ class GrowthRun(Run):
             raise ConfigError("growth.max_params", f"the start genome already has {params_of(self.start)} "
                               "params; raise max_params or start smaller")
         self.op_names = list(cfg.growth.operators or morph_operator_names(preserving_only=True))
-        self.ops: dict[str, MorphOperator] = {n: create_operator(n, self.space) for n in self.op_names}  # type: ignore[misc]
+        self.ops: dict[str, MorphOperator] = {  # type: ignore[misc]
+            n: create_operator(n, self.space, **({"init": cfg.growth.widen_init} if n in WIDENINGS else {}))
+            for n in self.op_names}
         self.controller: Controller = create_controller(cfg.controller.name, self.op_names, cfg.space.max_stages,
                                                         **cfg.controller.params)
         self.objectives = ObjectiveSet.from_names(["accuracy", "params"], [], dict(cfg.objective_weights))

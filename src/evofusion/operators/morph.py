@@ -33,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evofusion.errors import ConfigError
 from evofusion.genome.build import build
+from evofusion.genome.space import SearchSpace
 from evofusion.genome.spec import StudentGenome, spatial_sizes
 from evofusion.operators.architecture import Candidate, StudentMutation
 from evofusion.operators.base import OPERATORS, Info
@@ -53,6 +55,9 @@ class Src:
     scale: tuple[tuple[int, torch.Tensor], ...] = ()  # weights only: (dim, factors) after gathering
     pad: tuple[int, ...] | None = None  # zero padding in F.pad order, after gathering
     noisy: tuple[int, torch.Tensor] | None = None  # (dim, indices) that may get symmetry-breaking noise
+    # (dim, indices) slices reset after gathering, in order: "zero" -> 0, "init" -> the child's fresh
+    # init; optimizer first moments of both start at 0 (new units have no velocity)
+    reset: tuple[tuple[int, torch.Tensor, str], ...] = ()
 
 
 Plan = dict[str, "Src | torch.Tensor"]
@@ -104,6 +109,16 @@ def apply_plan(plan: Plan, parent: dict[str, torch.Tensor], child: dict[str, tor
             # to a carried step count would make Adam take several-fold steps there); first moments 0
             t = F.pad(t, src.pad, value=float(t.mean()) if state and pad_mean else 0.0)
         t = t.clone()
+        for dim, idx, how in src.reset:
+            if not len(idx):
+                continue
+            if state:
+                if not pad_mean:  # first moments / momentum of reset units: no velocity
+                    t.index_fill_(dim, idx, 0.0)
+            elif how == "zero":
+                t.index_fill_(dim, idx, 0.0)
+            else:
+                t.index_copy_(dim, idx, tmpl.detach().cpu().to(t.dtype).index_select(dim, idx))
         if noise and not state and src.noisy is not None and t.is_floating_point():
             dim, idx = src.noisy
             part = t.index_select(dim, idx)
@@ -159,29 +174,33 @@ def _rename_prefix(plan: Plan, parent_sd: dict[str, torch.Tensor], old: str, new
 
 
 def _gather(plan: Plan, name: str, dim: int, idx: torch.Tensor, scale: torch.Tensor | None = None,
-            noisy: torch.Tensor | None = None) -> None:
-    """Add a gather along ``dim`` to the entry for ``name`` (creating ``Src(name)`` if absent)."""
+            noisy: torch.Tensor | None = None, reset: tuple[torch.Tensor, str] | None = None) -> None:
+    """Add a gather along ``dim`` to the entry for ``name`` (creating ``Src(name)`` if absent);
+    ``reset = (indices, "zero" | "init")`` then resets those slices along ``dim``."""
     src = plan.get(name)
     if src is None or isinstance(src, torch.Tensor):
         src = Src(name)
     scales = src.scale + (((dim, scale),) if scale is not None else ())
+    resets = src.reset + (((dim, reset[0], reset[1]),) if reset is not None else ())
     plan[name] = Src(src.name, src.index + ((dim, idx),), scales, src.pad,
-                     (dim, noisy) if noisy is not None else src.noisy)
+                     (dim, noisy) if noisy is not None else src.noisy, resets)
 
 
-def _bn_gather(plan: Plan, prefix: str, idx: torch.Tensor) -> None:
+def _bn_gather(plan: Plan, prefix: str, idx: torch.Tensor, fresh: torch.Tensor | None = None) -> None:
     for t in ("weight", "bias", "running_mean", "running_var"):
-        _gather(plan, f"{prefix}.{t}", 0, idx)
+        _gather(plan, f"{prefix}.{t}", 0, idx, reset=None if fresh is None else (fresh, "init"))
 
 
 def _consumer_inputs(g: StudentGenome, child: StudentGenome, i: int, plan: Plan,
-                     idx: torch.Tensor, scale: torch.Tensor | None) -> None:
+                     idx: torch.Tensor, scale: torch.Tensor | None, zero: torch.Tensor | None = None) -> None:
     """Re-map the inputs of whatever reads stage ``i``'s output (child input channel j reads parent
-    channel idx[j], times scale[j]): the next stage's first conv and shortcut, or the head."""
+    channel idx[j], times scale[j]): the next stage's first conv and shortcut, or the head.
+    ``zero``: child input channels whose weights start at 0 (fresh units: zero fan-out)."""
+    rz = None if zero is None else (zero, "zero")
     if i + 1 < len(g.stages):
-        _gather(plan, f"{_block(i + 1, 0)}.0.weight", 1, idx, scale)
+        _gather(plan, f"{_block(i + 1, 0)}.0.weight", 1, idx, scale, reset=rz)
         if _has_projection(g, i + 1):
-            _gather(plan, f"stages.{i + 1}.shortcut.0.weight", 1, idx, scale)
+            _gather(plan, f"stages.{i + 1}.shortcut.0.weight", 1, idx, scale, reset=rz)
         elif g.stages[i + 1].skip:  # identity shortcut in the parent becomes a projection in the child
             w_next = g.stages[i + 1].width
             w = torch.zeros(w_next, len(idx), 1, 1)
@@ -197,9 +216,11 @@ def _consumer_inputs(g: StudentGenome, child: StudentGenome, i: int, plan: Plan,
     if g.head.kind == "flatten":
         s2 = spatial_sizes(g)[-1] ** 2
         pos = torch.arange(s2)
+        if zero is not None:
+            zero = (zero[:, None] * s2 + pos[None, :]).reshape(-1)
         idx = (idx[:, None] * s2 + pos[None, :]).reshape(-1)
         scale = None if scale is None else scale.repeat_interleave(s2)
-    _gather(plan, f"{first}.weight", 1, idx, scale)
+    _gather(plan, f"{first}.weight", 1, idx, scale, reset=None if zero is None else (zero, "zero"))
 
 
 def _check_shortcuts_kept(g: StudentGenome, child: StudentGenome) -> None:
@@ -224,6 +245,26 @@ def _replication(old: int, new: int, rng: np.random.Generator) -> tuple[torch.Te
     raw = torch.as_tensor(rng.uniform(0.5, 1.5, new), dtype=torch.float64)
     total = torch.zeros(old, dtype=torch.float64).index_add_(0, idx, raw)
     return idx, (raw / total[idx]).float()
+
+
+WIDEN_INITS = ("split", "fresh")
+
+
+def _widen_init(op: StudentMutation) -> str:
+    return str(getattr(op, "init", "split"))
+
+
+class _Widening:
+    """Constructor of the widening morphs: ``init`` says how new units start, ``split``
+    (Net2WiderNet: copies of existing units, outgoing weights shared among the copies) or ``fresh``
+    (the child's random init coming in, zero weights going out, as in GradMax / Firefly). Both keep
+    the function exactly; ``fresh`` units are new features that train like a from-scratch net's."""
+
+    def __init__(self, space: SearchSpace, max_tries: int = 10, init: str = "split"):
+        if init not in WIDEN_INITS:
+            raise ConfigError("init", f"widening init must be one of {', '.join(WIDEN_INITS)}, got {init!r}")
+        super().__init__(space, max_tries=max_tries)  # type: ignore[call-arg]
+        self.init = init
 
 
 def _calib_stats(model: nn.Module, module: nn.Module, x: torch.Tensor | None,
@@ -310,7 +351,7 @@ def _checked(make: Callable[[], tuple[StudentGenome, Info]], g: StudentGenome) -
 
 
 @OPERATORS.register("fp_widen")
-class FPWiden(MorphOperator):
+class FPWiden(_Widening, MorphOperator):
     """Net2WiderNet: widen one stage to the next larger ``space.widths`` value; new channels copy
     random old ones (BatchNorm included) and the next layer splits its input weights among copies."""
 
@@ -331,27 +372,36 @@ class FPWiden(MorphOperator):
         i, old, new = info["stage"], info["old"], info["new"]
         idx, scale = _replication(old, new, rng)
         fresh = torch.arange(old, new)
+        init = _widen_init(self)
+        if init == "fresh":  # new units: the child's random init in, zero out (GradMax-style, exact)
+            scale = (torch.arange(new) < old).float()
         st = g.stages[i]
         for j in range(st.depth):
             b = _block(i, j)
+            if init == "fresh":
+                if j > 0:  # old units ignore the new inputs; new units' rows are all fresh
+                    _gather(plan, f"{b}.0.weight", 1, idx, reset=(fresh, "zero"))
+                _gather(plan, f"{b}.0.weight", 0, idx, reset=(fresh, "init"))
+                _bn_gather(plan, f"{b}.1", idx, fresh)
+                continue
             _gather(plan, f"{b}.0.weight", 0, idx, noisy=fresh)
             _bn_gather(plan, f"{b}.1", idx)
             if j > 0:
                 _gather(plan, f"{b}.0.weight", 1, idx, scale)
         if _has_projection(g, i):
-            _gather(plan, f"stages.{i}.shortcut.0.weight", 0, idx)
-            _bn_gather(plan, f"stages.{i}.shortcut.1", idx)
+            _gather(plan, f"stages.{i}.shortcut.0.weight", 0, idx, reset=(fresh, "init") if init == "fresh" else None)
+            _bn_gather(plan, f"stages.{i}.shortcut.1", idx, fresh if init == "fresh" else None)
         elif st.skip:  # identity shortcut becomes a 1x1 projection that copies channels
             w = torch.zeros(new, old, 1, 1)
             w[torch.arange(new), idx, 0, 0] = 1.0
             plan[f"stages.{i}.shortcut.0.weight"] = w
             plan.update(_bn_identity(f"stages.{i}.shortcut.1", torch.zeros(new), torch.ones(new)))
-        _consumer_inputs(g, child, i, plan, idx, scale)
+        _consumer_inputs(g, child, i, plan, idx, scale, fresh if init == "fresh" else None)
         return {}
 
 
 @OPERATORS.register("fp_widen_head")
-class FPWidenHead(MorphOperator):
+class FPWidenHead(_Widening, MorphOperator):
     """Net2WiderNet on the head's hidden linear layer: grow ``head.hidden`` to the next larger
     ``space.head_hidden`` value (units replicated, the classifier's input weights split)."""
 
@@ -370,7 +420,13 @@ class FPWidenHead(MorphOperator):
     def _plan(self, g, child, info, plan, psd, model, rng, calib):  # type: ignore[no-untyped-def]
         idx, scale = _replication(info["old"], info["new"], rng)
         hidden, final = _head_linears(g)
-        _gather(plan, f"{hidden}.weight", 0, idx, noisy=torch.arange(info["old"], info["new"]))
+        fresh = torch.arange(info["old"], info["new"])
+        if _widen_init(self) == "fresh":
+            _gather(plan, f"{hidden}.weight", 0, idx, reset=(fresh, "init"))
+            _gather(plan, f"{hidden}.bias", 0, idx, reset=(fresh, "init"))
+            _gather(plan, f"{final}.weight", 1, idx, reset=(fresh, "zero"))
+            return {}
+        _gather(plan, f"{hidden}.weight", 0, idx, noisy=fresh)
         _gather(plan, f"{hidden}.bias", 0, idx)
         _gather(plan, f"{final}.weight", 1, idx, scale)
         return {}
