@@ -94,6 +94,62 @@ def run_ef(name: str, seed: int, a: argparse.Namespace, out: Path) -> list[dict[
     return rows
 
 
+def run_supernet(seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
+    """The supernet arm (issue 13): train a weight-sharing supernet with the sandwich rule and KD for
+    ``--supernet-share`` of the budget (its step count sized from a timed probe), then NSGA-II over its
+    subnets (scored from the shared weights after BN recalibration) for the rest, all under the same
+    hard deadline; every scored subnet is a row with its extracted weights."""
+    import torch
+
+    from evofusion import Study
+    from evofusion.genome import genome_from_dict
+    from evofusion.supernet import SupernetRun, validate_supernet_config
+
+    sn_cfg = {"seed": seed, "data": {"name": "fashion-mnist"},
+              "space": {"max_widths": a.supernet_widths, "widths": WIDTHS, "min_depth": 1, "max_depth": 2,
+                        "kernels": [3, 5], "activation": "relu", "pool": "max", "head_kind": "gap"},
+              "train": {"batch_size": 128, "alpha": 0.5, "temperature": 4.0, "lr": 3e-3, "schedule": "cosine"},
+              "supernet": {"steps": 10, "checkpoint_every": 10, "max_params": 100_000, "random_subnets": 2}}
+    t0 = time.time()
+    probe = SupernetRun(validate_supernet_config(sn_cfg), None, log=lambda *_: None)
+    for _ in range(3):  # warm-up (allocator, first-call overheads), not timed
+        probe.trainer.train_step()
+    tp = time.perf_counter()
+    for _ in range(12):
+        probe.trainer.train_step()
+    step_s = (time.perf_counter() - tp) / 12
+    train_s = a.minutes * 60 * a.supernet_share - (time.time() - t0)
+    steps = max(50, int(train_s / step_s * 0.92))
+    sn_cfg["supernet"].update(steps=steps, checkpoint_every=max(50, steps // 10))
+    print(f"supernet: {step_s:.3f} s a sandwich step -> {steps} steps in {train_s:.0f} s", flush=True)
+    rows: list[dict[str, Any]] = []
+    study = None
+    try:
+        with deadline(a.minutes * 60 - (time.time() - t0)):
+            run = SupernetRun.create(sn_cfg, out / "supernet", log=print)
+            run.complete(print)
+            run.close()
+            left = a.minutes * 60 - (time.time() - t0)
+            study = Study.create({"seed": seed, "generations": 100000, "max_seconds": max(1.0, left - 5), "threads": 1,
+                                  "data": {"name": "fashion-mnist"}, "supernet": {"run": str(out / "supernet"),
+                                                                                   "val_size": a.supernet_val},
+                                  "final": {"top_k": 0}, "strategy": {"name": "nsga2", "population": 16},
+                                  "objectives": {"names": ["accuracy", "params"],
+                                                 "constraints": ["params <= 100000"]}}, out / "run", log=print)
+            study.optimize()
+    except Deadline:
+        print("supernet: the budget ended; subnets scored by then count")
+    if study is None:
+        return rows
+    for r in study.store.candidates("COMPLETE"):
+        rows.append({"genome": genome_from_dict(r["genome"]).to_dict(), "params": r["objective_values"]["params"],
+                     "val": r["objective_values"]["accuracy"], "t": (r["finished"] or t0) - t0,
+                     "weights": str(study.store.resolve(r["weights_file"])), "steps_total": steps})
+    study.close()
+    torch.set_num_threads(1)
+    return rows
+
+
 def run_optuna(seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
     import optuna
     import torch
@@ -186,7 +242,9 @@ def finish_arm(name: str, rows: list[dict[str, Any]], a: argparse.Namespace, sec
     from evofusion.genome import build, genome_from_dict
 
     data = next((cache_root() / "data").glob("fashion-mnist-*"))
-    tdir = next(p.parent for p in (cache_root() / "teachers").rglob("train.npy"))
+    n_train = len(np.load(data / "train_y.npy", mmap_mode="r"))
+    tdir = next(p.parent for p in (cache_root() / "teachers").rglob("train.npy")  # the Fashion-MNIST teacher's
+                if len(np.load(p, mmap_mode="r")) == n_train)
     arrays = load_arrays(str(data), str(tdir))
 
     def model_of(r: dict[str, Any]) -> torch.nn.Module:
@@ -236,7 +294,8 @@ def arm(a: argparse.Namespace) -> None:
     out = Path(a.out) / f"{a.name}-{a.seed}"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rows = run_optuna(a.seed, a, out) if a.name == "optuna" else run_ef(a.name, a.seed, a, out)
+    rows = (run_optuna(a.seed, a, out) if a.name == "optuna" else run_supernet(a.seed, a, out)
+            if a.name == "supernet" else run_ef(a.name, a.seed, a, out))
     res = finish_arm(a.name, rows, a, time.perf_counter() - t0)
     res["seed"] = a.seed
     (out / "result.json").write_text(json.dumps(res, indent=1))
@@ -255,6 +314,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--rungs", type=int, nargs="+", default=[150, 450, 1350, 4050])
     ap.add_argument("--eta", type=float, default=3.0)
+    ap.add_argument("--supernet-widths", type=int, nargs="+", default=[16, 32, 64])  # the supernet's max widths
+    ap.add_argument("--supernet-share", type=float, default=0.8)  # share of the budget spent training it
+    ap.add_argument("--supernet-val", type=int, default=1000)  # val examples a subnet is scored on
     ap.add_argument("--arms", nargs="+", default=["ef_mf", "optuna", "ef_nomf", "ef_random", "ef_fixed"])
     ap.add_argument("--out", default="bench_runs/peers")
     a = ap.parse_args()
@@ -273,10 +335,11 @@ def main() -> None:
                  log=print).close()
     if a.mode == "teacher":
         return
-    jobs = [(n, s) for n in a.arms for s in (a.seeds if n in ("ef_mf", "optuna") else a.seeds[:1])]
+    jobs = [(n, s) for n in a.arms for s in (a.seeds if n in ("ef_mf", "optuna", "supernet") else a.seeds[:1])]
     common = ["--minutes", str(a.minutes), "--final-minutes", str(a.final_minutes), "--population",
               str(a.population), "--steps", str(a.steps), "--eta", str(a.eta), "--out", a.out, "--rungs",
-              *map(str, a.rungs)]
+              *map(str, a.rungs), "--supernet-share", str(a.supernet_share), "--supernet-val", str(a.supernet_val),
+              "--supernet-widths", *map(str, a.supernet_widths)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     results = []
     while jobs:
@@ -295,7 +358,7 @@ def main() -> None:
     plot(results, a.minutes, Path(a.out))
 
 
-COLOURS = {"ef_mf": "#1f77b4", "ef_mf_ctrl": "#17becf", "optuna": "#d62728", "ef_nomf": "#2ca02c",
+COLOURS = {"supernet": "#ff7f0e", "ef_mf": "#1f77b4", "ef_mf_ctrl": "#17becf", "optuna": "#d62728", "ef_nomf": "#2ca02c",
            "ef_random": "#9467bd", "ef_fixed": "#7f7f7f"}
 
 

@@ -69,6 +69,8 @@ def _config_defaults(kind: str) -> dict[str, Any]:
         from evofusion.growth.grow import GrowConfig as model
     elif kind == "weights":
         from evofusion.weights.study import WeightStudyConfig as model
+    elif kind == "supernet":
+        from evofusion.supernet.train import SupernetConfig as model
     else:
         model = SearchConfig
     flat: dict[str, Any] = {}
@@ -178,6 +180,9 @@ def search(
     controller: Annotated[str | None, typer.Option("--controller", help="operator controller: bandit | rl | "
                                                    "random (picks each child's mutation, learns from its gain "
                                                    "over the parent)")] = None,
+    supernet: Annotated[str | None, typer.Option("--supernet", help="directory of a trained supernet run: score "
+                                                 "its subnets from the shared weights instead of training "
+                                                 "candidates (evofusion supernet)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override")] = None,
     tracker: Annotated[list[str] | None, typer.Option("--tracker", help=_TRACKER_HELP)] = None,
     quiet: QuietOpt = False,
@@ -216,6 +221,8 @@ def search(
             overrides["lamarckian"] = lamarckian
         if controller is not None:
             overrides["controller.name"] = controller
+        if supernet is not None:
+            overrides["supernet.run"] = supernet
         overrides.update(_parse_set(set_ or []))
         cfg = _search_config(config, overrides)
         _run(cfg, run_dir, quiet=quiet or as_json, trackers=_trackers(tracker or []), as_json=as_json)
@@ -259,6 +266,8 @@ def resume(
             ov["max_evaluations"] = max_evaluations
         if kind == "grow" and "generations" in ov:
             raise EvoFusionError("--generations: a grow run's budget is steps; use --set growth.steps=N")
+        if kind == "supernet" and "generations" in ov:
+            raise EvoFusionError("--generations: a supernet run's budget is steps; use --set supernet.steps=N")
         nested: dict[str, Any] = {}
         from evofusion.config import set_dotted
 
@@ -267,7 +276,7 @@ def resume(
         quiet = quiet or as_json
         log = _logger(quiet)
         callbacks = [*_trackers(tracker or []), *_progress(quiet)]
-        section = {"weights": "weights", "grow": "grow"}.get(kind)
+        section = {"weights": "weights", "grow": "grow", "supernet": "supernet"}.get(kind)
         overrides = _merge_top(run_dir, nested, section)
         from evofusion.engine.run import resume_run
 
@@ -276,6 +285,19 @@ def resume(
         _complete(kind, run, quiet, as_json)
     except EvoFusionError as e:
         _fail(e)
+
+
+def _kind_config(config: Path | None, flags: dict[str, Any], no_teacher: bool, set_: list[str] | None) -> dict[str, Any]:
+    """The config mapping of a grow / supernet command: the YAML file (if any), then the flags that
+    were given, then ``--set KEY=VALUE`` overrides (validation is the run's)."""
+    from evofusion.config import read_yaml, set_dotted
+
+    d: dict[str, Any] = read_yaml(config) if config is not None else {}
+    if no_teacher:
+        flags = {**flags, "teacher.enabled": False}
+    for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
+        set_dotted(d, k, v)
+    return d
 
 
 def _progress(quiet: bool) -> list[Any]:
@@ -713,7 +735,6 @@ def grow(
 ) -> None:
     """Grow a tiny student online while it distills: the controller applies function-preserving morphs."""
 
-    from evofusion.config import set_dotted
     from evofusion.growth import GrowthRun
 
     quiet = quiet or as_json
@@ -723,20 +744,50 @@ def grow(
             log(f"note: `grow --resume` is `evofusion resume {run_dir}`")
             run = GrowthRun.resume(run_dir, log=log, callbacks=_progress(quiet))
         else:
-            d: dict[str, Any] = {}
-            if config is not None:
-                from evofusion.config import read_yaml
-
-                d = read_yaml(config)
             flags = {"data.name": data, "teacher.path": teacher, "controller.name": controller,
                      "growth.steps": steps, "growth.grow_every": grow_every, "growth.max_params": max_params,
                      "data.limit": limit, "seed": seed}
-            if no_teacher:
-                flags["teacher.enabled"] = False
-            for k, v in {**{k: v for k, v in flags.items() if v is not None}, **_parse_set(set_ or [])}.items():
-                set_dotted(d, k, v)
+            d = _kind_config(config, flags, no_teacher, set_)
             run = GrowthRun.create(d, run_dir, log=log, callbacks=_progress(quiet))
         _complete("grow", run, quiet, as_json)
+    except EvoFusionError as e:
+        _fail(e)
+
+
+@app.command(name="supernet")
+def supernet_cmd(
+    data: Annotated[str | None, typer.Option("--data", show_default=_d("data.name", "supernet"), help="digits | fashion-mnist | mnist | cifar10")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir or weights file (default: zoo)")] = None,
+    no_teacher: Annotated[bool, typer.Option("--no-teacher", help="in-place distillation only (no external teacher)")] = False,
+    steps: Annotated[int | None, typer.Option("--steps", show_default=_d("supernet.steps", "supernet"), help="sandwich steps (the budget)")] = None,
+    max_widths: Annotated[str | None, typer.Option("--max-widths", show_default=_d("space.max_widths", "supernet"), help="largest width of each stage, e.g. 16,32,64")] = None,
+    max_params: Annotated[int | None, typer.Option("--max-params", help="random subnets drawn with <= N params (the device budget)")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", show_default=_d("seed", "supernet"))] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML supernet config")] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="new run directory")] = Path("runs/supernet"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, e.g. supernet.random_subnets=3")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a weight-sharing supernet with KD (sandwich rule, in-place distillation); then search
+    its subnets with `evofusion search --supernet RUN_DIR`."""
+    from evofusion.supernet import SupernetRun
+
+    quiet = quiet or as_json
+    log = _logger(quiet)
+    try:
+        widths = None
+        if max_widths is not None:
+            try:
+                widths = [int(v) for v in max_widths.split(",") if v.strip()]
+            except ValueError:
+                raise EvoFusionError(f"--max-widths: expected widths such as 16,32,64, got {max_widths!r}") from None
+        flags = {"data.name": data, "teacher.path": teacher, "supernet.steps": steps, "space.max_widths": widths,
+                 "supernet.max_params": max_params, "data.limit": limit, "seed": seed}
+        run = SupernetRun.create(_kind_config(config, flags, no_teacher, set_), run_dir, log=log,
+                                 callbacks=_progress(quiet))
+        _complete("supernet", run, quiet, as_json)
     except EvoFusionError as e:
         _fail(e)
 

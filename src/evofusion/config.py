@@ -329,6 +329,15 @@ class SearchControllerConfig(Strict):
     failure_reward: float = Field(-1.0, ge=-100, le=0)  # reward of a FAILED or newly infeasible child
 
 
+class SupernetSearchConfig(Strict):
+    """Score candidates from a trained supernet's shared weights instead of training them
+    (evofusion.supernet.score): the search space becomes the supernet's subnets."""
+
+    run: str  # directory of a finished supernet run (it holds supernet.json + supernet.safetensors)
+    val_size: int | None = Field(1000, ge=10)  # validation examples a subnet is scored on; null = all
+    calib_batches: int | None = Field(None, ge=1, le=256)  # BN recalibration batches; null = the run's
+
+
 class SearchConfig(Strict):
     seed: int = Field(0, ge=0)
     generations: int = Field(3, ge=1, le=100000)
@@ -355,6 +364,8 @@ class SearchConfig(Strict):
     # your own training and scoring of each candidate, by import path (engine/user_evaluate.py);
     # null = the built-in KD loop
     evaluate_fn: str | None = None
+    # search the subnets of a trained supernet (scored from its shared weights, not trained); null = off
+    supernet: SupernetSearchConfig | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
@@ -418,6 +429,12 @@ def _semantic_checks(cfg: SearchConfig) -> None:
             raise ConfigError("controller.name", f"unknown operator controller {cfg.controller.name!r}; valid for "
                               f"search: {', '.join(OPERATOR_CONTROLLERS.names())} (evolutionary is grow's: it "
                               "scores edits of one live student)")
+    if cfg.supernet is not None:  # the supernet run itself is checked by the study's set-up
+        for key, on in (("scheduler", cfg.scheduler), ("lamarckian", cfg.lamarckian), ("evaluate_fn", cfg.evaluate_fn),
+                        ("distill.features", cfg.distill.features)):
+            if on:
+                raise ConfigError(key, "a supernet search scores subnets from the shared weights without training "
+                                  f"them; drop {key} (or supernet)")
     if cfg.evaluate_fn:  # importable now, not first in a worker
         from evofusion.engine.user_evaluate import resolve_evaluate_fn
 

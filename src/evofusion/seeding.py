@@ -8,6 +8,7 @@ seeded, and restores the caller's generator state afterwards, so building never 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,3 +27,14 @@ def torch_seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def generator_state_to_str(generator: torch.Generator) -> str:
+    """A torch generator's state as base64 text (JSON-ready, for checkpoints)."""
+    return base64.b64encode(generator.get_state().numpy().tobytes()).decode("ascii")
+
+
+def generator_state_from_str(generator: torch.Generator, text: str) -> None:
+    """Restore ``generator_state_to_str``'s text into ``generator``."""
+    raw = bytearray(base64.b64decode(text.encode("ascii")))
+    generator.set_state(torch.frombuffer(raw, dtype=torch.uint8).clone())

@@ -28,7 +28,7 @@ def _commands() -> dict[str, object]:
     return out
 
 
-LONG = ("search", "resume", "grow", "prune", "evolve-weights", "distill", "export", "teacher train")
+LONG = ("search", "resume", "grow", "supernet", "prune", "evolve-weights", "distill", "export", "teacher train")
 
 
 def test_every_long_command_takes_quiet_and_json() -> None:

@@ -11,8 +11,10 @@ from evofusion.store import RunStore
 from tests.conftest import tiny_config
 
 # run kinds, plus a search with multi-fidelity rungs and Lamarckian starts (kill mid-rung, resume)
-KINDS = ["search", "search_mf", "prune", "grow", "weights"]
-STEPS = {"search": 3, "search_mf": 3, "prune": 3, "grow": 4, "weights": 3}  # checkpoints of a whole run
+KINDS = ["search", "search_mf", "prune", "grow", "weights", "supernet", "search_supernet"]
+STORE_KIND = {"search_mf": "search", "search_supernet": "search"}  # the run kind each one stores
+# checkpoints of a whole run
+STEPS = {"search": 3, "search_mf": 3, "prune": 3, "grow": 4, "weights": 3, "supernet": 4, "search_supernet": 3}
 MF = {"scheduler": {"rungs": [6, 18, 54], "eta": 2}, "lamarckian": True, "controller": {"name": "bandit"}}
 QUIET = {"log": lambda *_: None}
 
@@ -23,6 +25,25 @@ def grow_config() -> dict[str, Any]:
             "growth": {"steps": 40, "grow_every": 10, "eval_size": 60, "horizon": 2, "max_params": 5000,
                        "calib_size": 64},
             "controller": {"name": "rl"}}
+
+
+def supernet_config() -> dict[str, Any]:
+    return {"seed": 3, "data": {"name": "digits", "limit": 300}, "teacher": {"enabled": False},
+            "space": {"max_widths": [4, 8], "widths": [2, 4, 6, 8]}, "train": {"batch_size": 32},
+            "supernet": {"steps": 40, "checkpoint_every": 10, "eval_size": 60, "max_params": 1500}}
+
+
+def trained_supernet(folder: Path) -> Path:
+    """A finished tiny supernet run (the one ``search_supernet`` searches), trained once per folder."""
+    from evofusion.supernet import train_supernet
+
+    d = folder / "supernet"
+    if not (d / "supernet.json").exists():
+        import shutil
+
+        shutil.rmtree(d, ignore_errors=True)
+        train_supernet(supernet_config(), d, **QUIET)
+    return d
 
 
 def weights_config() -> dict[str, Any]:
@@ -64,6 +85,17 @@ def create(kind: str, run_dir: Path, teacher_dir: Path | None = None) -> Run:
         from evofusion.growth import GrowthRun
 
         return GrowthRun.create(grow_config(), run_dir, **QUIET)
+    if kind == "supernet":
+        from evofusion.supernet import SupernetRun
+
+        return SupernetRun.create(supernet_config(), run_dir, **QUIET)
+    if kind == "search_supernet":
+        from evofusion import Study
+
+        assert teacher_dir is not None
+        sn = trained_supernet(teacher_dir.parent)
+        return Study.create(tiny_config(generations=3, supernet={"run": str(sn), "val_size": 100},
+                                        **{"objectives.constraints": ["params <= 1500"]}), run_dir, **QUIET)
     from evofusion.weights import WeightStudy
 
     return WeightStudy.create(weights_config(), run_dir, **QUIET)
@@ -80,7 +112,7 @@ def open_or_create(kind: str, run_dir: Path, teacher_dir: Path | None = None) ->
 
 def advance(run: Run, kind: str, n: int) -> None:
     """Run ``n`` more checkpointed steps (generations, growth intervals)."""
-    if kind in ("search", "search_mf", "prune"):
+    if kind in ("search", "search_mf", "prune", "supernet", "search_supernet"):
         for _ in range(n):
             if not run.done():
                 run.step()

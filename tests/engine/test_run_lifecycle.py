@@ -25,6 +25,7 @@ from evofusion.store import RunStore
 from evofusion.store import runstore as runstore_mod
 from tests.engine.run_kinds import (
     KINDS,
+    STORE_KIND,
     advance,
     create,
     finish,
@@ -110,7 +111,7 @@ def test_corrupt_tensor_sidecar_is_caught(kind: str, tmp_path: Path, teacher_dir
     _partial(kind, run_dir, teacher_dir)
     sides = sorted((run_dir / "checkpoints").glob("gen_*.safetensors"))
     if not sides:
-        assert kind in ("search", "search_mf", "prune")  # their state is JSON only
+        assert kind in ("search", "search_mf", "prune", "search_supernet")  # their state is JSON only
         return
     data = bytearray(sides[-1].read_bytes())
     data[-1] ^= 0xFF
@@ -225,7 +226,7 @@ def test_sigkill_at_random_moments_then_resume(kind: str, tmp_path: Path, teache
         proc.wait()
         # a kill at any moment leaves no run or a resumable one
         assert not run_dir.exists() or not (run_dir / "run.db").exists() or RunStore(
-            run_dir, lock=False, readonly=True).kind() == kind.removesuffix("_mf")
+            run_dir, lock=False, readonly=True).kind() == STORE_KIND.get(kind, kind)
     assert kills >= 1
     run = open_or_create(kind, run_dir, teacher_dir)
     try:

@@ -29,8 +29,15 @@ from evofusion.objectives.base import ObjectiveSet
 from evofusion.objectives.custom import custom_values, declare, is_custom
 from evofusion.objectives.edge import onnx_latency_ms
 from evofusion.objectives.metrics import count_params, flops_and_macs, measure_latency_ms, size_bytes
+from evofusion.registry import Registry
 from evofusion.store.integrity import DISK_ERRNOS
 from evofusion.store.weights import save_weights, state_hash  # noqa: F401 - re-exported
+
+# how a candidate can be scored instead of trained: ``ctx.extra["scorer"] = {"name": ..., ...}`` names an
+# object with ``setup(cfg, splits, space, log) -> (space, ref)`` (before the run exists) and
+# ``score(ref, genome, arrays, device) -> (model, val_accuracy)``; the package's own is ``supernet``
+# (evofusion.supernet.score), registered as an entry point (group ``evofusion.scorers``)
+SCORERS: Registry[Any] = Registry("scorers")
 
 DISK_FAILURE = "disk error: "  # reason prefix of an outcome that failed writing to a full/read-only disk
 
@@ -119,10 +126,16 @@ def evaluate(job: EvalJob) -> EvalOutcome:
         if objectives.static_violation(values) > 0:
             return infeasible_outcome(job, values, objectives, t0)
         info: dict[str, Any] = {}
-        model, opt_state = start_model(job, genome, model, info)
         arrays = load_arrays(ctx.data_dir, ctx.teacher_dir)
-        gen = torch.Generator().manual_seed(job.seed)
         device = resolve_device(ctx.device)
+        if ctx.extra.get("scorer"):  # scored, not trained (e.g. from a supernet's shared weights)
+            sc = ctx.extra["scorer"]
+            t1 = time.perf_counter()
+            model, values["accuracy"] = SCORERS.get(sc["name"]).score(sc, genome, arrays, device)
+            info.update(steps=0, seconds=time.perf_counter() - t1, scorer=sc["name"], rung=0, steps_total=0)
+            return finish_candidate(job, model, shape, values, info, objectives, t0)
+        model, opt_state = start_model(job, genome, model, info)
+        gen = torch.Generator().manual_seed(job.seed)
         model.to(device)
         if ctx.extra.get("evaluate_fn"):  # the user's own training and scoring (engine/user_evaluate.py)
             from evofusion.engine.user_evaluate import run_user_evaluate

@@ -43,7 +43,7 @@ from evofusion.store.integrity import is_disk_error
 
 # how each kind is resumed from the command line (the per-command --resume flags are aliases)
 RESUME_COMMAND = "evofusion resume {dir}"
-KIND_NAMES = {"search": "search", "prune": "pruning", "grow": "growth", "weights": "weight-evolution"}
+KIND_NAMES = {"search": "search", "prune": "pruning", "grow": "growth", "weights": "weight-evolution", "supernet": "supernet"}
 
 
 @dataclass(frozen=True)

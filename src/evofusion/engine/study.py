@@ -21,6 +21,7 @@ from evofusion.engine.callbacks import Callback
 from evofusion.engine.context import EvalContext, cache_root, load_arrays, prepare_arrays, resolve_device
 from evofusion.engine.evaluator import (
     DISK_FAILURE,
+    SCORERS,
     EvalJob,
     EvalOutcome,
     evaluate,
@@ -107,6 +108,24 @@ def resolve_teacher(cfg: SearchConfig, splits: DataSplits, root: Path, log: Any 
     return teacher
 
 
+def cached_teacher_logits(teacher_cfg: Any, splits: DataSplits, log: Any = print
+                          ) -> tuple[torch.Tensor | None, dict[str, Any] | None]:
+    """(the teacher's cached training-split logits, its meta for the run store) for a run kind that
+    trains one model with KD (grow, supernet); (None, None) without a teacher. ``teacher_cfg`` is the
+    kind's ``teacher:`` section (a ``TeacherConfig``)."""
+    from types import SimpleNamespace
+
+    root = cache_root()
+    teacher = resolve_teacher(SimpleNamespace(teacher=teacher_cfg), splits, root, log)  # type: ignore[arg-type]
+    if teacher is None:
+        return None, None
+    check_teacher_outputs(teacher, splits)
+    cached = TeacherCache(root / "teachers").get(teacher, splits)
+    info = {"name": getattr(teacher, "name", "teacher"), "weights_hash": teacher.weights_hash,
+            "cache": str(cached.dir), **getattr(teacher, "meta", {})}
+    return cached.logits("train"), info
+
+
 def teacher_from_module(factory_path: str, weights: str | None) -> Teacher:
     """A user's own teacher network: ``factory_path`` ("pkg.mod:factory") returns an ``nn.Module``
     (or is the module class), loaded strictly with the safetensors ``weights`` when given."""
@@ -141,6 +160,16 @@ def check_teacher_fits(meta: dict[str, Any], splits: DataSplits, where: str, log
                              "default")
     if isinstance(trained_on, str) and trained_on != splits.name:
         log(f"warning: the teacher in {where} was trained on {trained_on}, the search distills on {splits.name}")
+
+
+class _Both:
+    """Two admissibility predicates (a supernet's subnets and the static constraints)."""
+
+    def __init__(self, first: Any, second: Any):
+        self.first, self.second = first, second
+
+    def __call__(self, genome: Any) -> bool:
+        return bool(self.first(genome)) and bool(self.second(genome))
 
 
 class StaticFeasibility:
@@ -232,12 +261,17 @@ def setup_study(cfg: SearchConfig, splits: DataSplits | None = None, teacher: An
                         head_hidden=tuple(s.head_hidden), chromosome_blocks=s.chromosome_blocks,
                         chromosome_base_width=s.chromosome_base_width)
     objectives = ObjectiveSet.from_names(cfg.objectives.names, cfg.objectives.constraints, cfg.objectives.weights)
+    if cfg.supernet is not None:  # the space is the supernet's subnets; candidates are scored, not trained
+        space, ref = SCORERS.get("supernet").setup(cfg.supernet, splits, space, log)
+        ctx = dataclasses.replace(ctx, extra={**ctx.extra, "scorer": {"name": "supernet", **ref}})
     max_params = teacher_params(teacher, info) if s.max_params == "teacher" else s.max_params
     if max_params is not None and s.max_params == "teacher":
         log(f"search space bounded by the teacher: students of at most {max_params:,} params "
             "(space.max_params; null lifts the bound)")
     if any(c.name in STATIC_METRICS for c in objectives.constraints) or max_params is not None:
-        space = dataclasses.replace(space, admissible=StaticFeasibility(objectives, max_params))
+        static = StaticFeasibility(objectives, max_params)
+        inner = space.admissible
+        space = dataclasses.replace(space, admissible=static if inner is None else _Both(inner, static))
     space.sample(np.random.default_rng(0))  # ConfigError now, not after the run directory exists
     return StudySetup(splits, teacher, ctx, space, objectives, info)
 
@@ -282,7 +316,7 @@ class Study(Run):
 
     kind = "search"
     budget_keys = TERMINATION_KEYS
-    legacy_defaults = {"space.max_params": None, "objectives.custom": {}, "evaluate_fn": None}
+    legacy_defaults = {"space.max_params": None, "objectives.custom": {}, "evaluate_fn": None, "supernet": None}
     # the picklable per-candidate evaluation; a subclass for another genome kind (e.g. pruning) swaps it
     evaluate_fn = staticmethod(evaluate)
 

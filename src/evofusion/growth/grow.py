@@ -15,12 +15,10 @@ every RNG state + controller state) lets ``evofusion grow --resume`` continue ex
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
@@ -40,7 +38,7 @@ from evofusion.growth.trainer import GrowthTrainer
 from evofusion.objectives.base import ObjectiveSet
 from evofusion.operators import create_operator
 from evofusion.operators.morph import MorphOperator, morph, morph_operator_names, params_of
-from evofusion.seeding import torch_seeded
+from evofusion.seeding import generator_state_from_str, generator_state_to_str, torch_seeded
 from evofusion.store import RunStore
 from evofusion.store.weights import cpu_state, save_weights
 
@@ -133,14 +131,6 @@ def validate_grow_config(data: dict[str, Any] | GrowConfig) -> GrowConfig:
     if bad:
         raise ConfigError("objective_weights", f"unknown objective {sorted(bad)[0]!r}; valid: accuracy, params")
     return cfg
-
-
-def _gen_to_str(g: torch.Generator) -> str:
-    return base64.b64encode(g.get_state().numpy().tobytes()).decode("ascii")
-
-
-def _gen_from_str(g: torch.Generator, text: str) -> None:
-    g.set_state(torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8).clone())
 
 
 class GrowthRun(Run):
@@ -268,21 +258,10 @@ class GrowthRun(Run):
             raise
 
     def _teacher_logits(self) -> torch.Tensor | None:
-        from evofusion.data import check_teacher_outputs
-        from evofusion.engine.context import cache_root
-        from evofusion.engine.study import resolve_teacher
-        from evofusion.teachers import TeacherCache
+        from evofusion.engine.study import cached_teacher_logits
 
-        root = cache_root()
-        # resolve_teacher reads only ``cfg.teacher`` of a search config
-        teacher = resolve_teacher(SimpleNamespace(teacher=self.cfg.teacher), self.splits, root, self.log)  # type: ignore[arg-type]
-        if teacher is None:
-            return None
-        check_teacher_outputs(teacher, self.splits)
-        cached = TeacherCache(root / "teachers").get(teacher, self.splits)
-        self._teacher_info = {"name": getattr(teacher, "name", "teacher"), "weights_hash": teacher.weights_hash,
-                              "cache": str(cached.dir), **getattr(teacher, "meta", {})}
-        return cached.logits("train")
+        logits, self._teacher_info = cached_teacher_logits(self.cfg.teacher, self.splits, self.log)
+        return logits
 
     # --- the loop ------------------------------------------------------------------------------------
     @property
@@ -490,7 +469,7 @@ class GrowthRun(Run):
             "prev_acc": self.prev_acc,
             "stopped": self.stopped, "checkpoints": self.checkpoints,
             "rng_ctrl": self.rng_ctrl.bit_generator.state, "rng_morph": self.rng_morph.bit_generator.state,
-            "generator": _gen_to_str(tr.generator), "last_swap": tr.last_swap,
+            "generator": generator_state_to_str(tr.generator), "last_swap": tr.last_swap,
         }
         return json.loads(json.dumps(state))
 
@@ -510,7 +489,7 @@ class GrowthRun(Run):
                 st["step"] = torch.tensor(state["optim_steps"][n])
                 tr.opt.state[p] = st
         tr.stream.order, tr.stream.pos = tensors["stream/order"], int(state["stream_pos"])
-        _gen_from_str(tr.generator, state["generator"])
+        generator_state_from_str(tr.generator, state["generator"])
         tr.last_swap = int(state.get("last_swap", -1))
         tr.step, tr.train_flops, tr.eval_flops = int(state["step"]), float(state["train_flops"]), \
             float(state["eval_flops"])

@@ -35,7 +35,6 @@ next ``ask``; the population has at least the members the variant needs (checked
 
 from __future__ import annotations
 
-import base64
 import math
 from abc import ABC, abstractmethod
 from typing import Any
@@ -44,6 +43,7 @@ import torch
 
 from evofusion.errors import ConfigError
 from evofusion.registry import Registry
+from evofusion.seeding import generator_state_from_str, generator_state_to_str  # noqa: F401 - re-exported
 
 
 def clean_fitness(fitness: torch.Tensor) -> torch.Tensor:
@@ -69,15 +69,6 @@ def check_int(field: str, value: Any, lo: int, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
         raise ConfigError(field, f"must be {allowed}, got {value!r}")
     return int(value)
-
-
-def generator_state_to_str(generator: torch.Generator) -> str:
-    return base64.b64encode(generator.get_state().numpy().tobytes()).decode("ascii")
-
-
-def generator_state_from_str(generator: torch.Generator, text: str) -> None:
-    raw = bytearray(base64.b64decode(text.encode("ascii")))
-    generator.set_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
 
 
 class VectorStrategy(ABC):
