@@ -331,6 +331,9 @@ def main() -> None:
     # the teacher and the cached logits first (once), so no arm pays for them
     from evofusion import Study
 
+    import shutil
+
+    shutil.rmtree(Path(a.out) / "_teacher_probe", ignore_errors=True)  # left by an earlier invocation
     Study.create({"data": {"name": "fashion-mnist"}, "generations": 1}, Path(a.out) / "_teacher_probe",
                  log=print).close()
     if a.mode == "teacher":

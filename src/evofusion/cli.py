@@ -468,7 +468,8 @@ def dashboard(
 @app.command()
 def export(
     run_dir: Path,
-    candidate: Annotated[str, typer.Option("--candidate", help="best | candidate id")] = "best",
+    candidate: Annotated[str, typer.Option("--candidate", help="best | candidate id | pareto (every Pareto-optimal "
+                                           "candidate, one folder each: OUT/candidate-ID)")] = "best",
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("student"),
     onnx: Annotated[bool, typer.Option("--onnx", help="also write student.onnx (parity-checked; needs "
                                        "pip install 'evofusion\\[export]')")] = False,
@@ -495,6 +496,13 @@ def export(
 
     try:
         with RunStore(run_dir, lock=False, readonly=True) as store:
+            if candidate == "pareto":
+                done = _export_pareto(store, out_dir, onnx, int8, calibration, data_dir, force, _logger(quiet or as_json))
+                if as_json:
+                    _print_json({"candidates": [c for c, _ in done], "out": [str(p) for _, p in done]})
+                elif not quiet:
+                    out.print(f"exported {len(done)} Pareto-optimal candidates to {out_dir}")
+                return
             if candidate == "best":
                 cid: int | None = None
             else:
@@ -513,6 +521,25 @@ def export(
             out.print(f"exported candidate {cid} to {path}")
     except EvoFusionError as e:
         _fail(e)
+
+
+def _export_pareto(store: Any, out_dir: Path, onnx: bool, int8: bool, calibration: int, data_dir: str | None,
+                   force: bool, log: Any) -> list[tuple[int, Path]]:
+    """``export --candidate pareto``: every non-dominated COMPLETE candidate to OUT/candidate-ID."""
+    from evofusion.export.run_export import export_candidate
+    from evofusion.objectives.base import ObjectiveSet
+    from evofusion.objectives.selection import pareto_ids
+
+    o = store.config()["objectives"]
+    ids = pareto_ids(store, ObjectiveSet.from_names(o["names"], o.get("constraints", [])))
+    if not ids:
+        raise EvoFusionError(f"{store.dir} has no COMPLETE candidate to export")
+    done = []
+    for cid in ids:
+        log(f"exporting candidate {cid} ({len(done) + 1}/{len(ids)})")
+        done.append(export_candidate(store, cid, out_dir / f"candidate-{cid}", onnx=onnx, int8=int8,
+                                     calibration=calibration, data_dir=data_dir, force=force))
+    return done
 
 
 @app.command()

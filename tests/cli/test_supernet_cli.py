@@ -32,6 +32,13 @@ def test_train_then_search_a_supernet_from_the_cli(tmp_path: Path) -> None:
     doc = json.loads(r.stdout)
     assert doc["pareto"] and all(p["train"]["steps"] == 0 for p in doc["pareto"])
     assert len(doc["finals"]) == 1
+    # every Pareto-optimal subnet as its own exported student
+    r = runner.invoke(app, ["export", str(tmp_path / "search"), "--candidate", "pareto", "--out", str(tmp_path / "ex"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    ex = json.loads(r.stdout)
+    assert sorted(ex["candidates"]) == sorted(p["id"] for p in doc["pareto"])
+    assert all((Path(p) / "genome.json").exists() and (Path(p) / "weights.safetensors").exists() for p in ex["out"])
 
 
 def test_bad_supernet_input_exits_2_naming_what_to_fix(tmp_path: Path) -> None:
