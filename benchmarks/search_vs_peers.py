@@ -329,9 +329,9 @@ def main() -> None:
         plot(results, a.minutes, Path(a.out))
         return
     # the teacher and the cached logits first (once), so no arm pays for them
-    from evofusion import Study
-
     import shutil
+
+    from evofusion import Study
 
     shutil.rmtree(Path(a.out) / "_teacher_probe", ignore_errors=True)  # left by an earlier invocation
     Study.create({"data": {"name": "fashion-mnist"}, "generations": 1}, Path(a.out) / "_teacher_probe",
