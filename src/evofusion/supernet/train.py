@@ -44,7 +44,7 @@ from evofusion.engine.callbacks import Callback
 from evofusion.engine.run import Run
 from evofusion.errors import CandidateFailed, ConfigError
 from evofusion.growth.trainer import BatchStream
-from evofusion.objectives.metrics import count_params
+from evofusion.operators.morph import params_of
 from evofusion.seeding import generator_state_from_str, generator_state_to_str, torch_seeded
 from evofusion.store import RunStore
 from evofusion.store.atomic import atomic_write_json
@@ -137,11 +137,9 @@ class SandwichTrainer:
         self._params: dict[str, int] = {}
 
     def params_of(self, genome: Any) -> int:
+        """``operators.morph.params_of`` (meta device), cached per genome: drawn every step."""
         if genome.hash not in self._params:
-            with torch.device("meta"):
-                from evofusion.genome.build import build
-
-                self._params[genome.hash] = count_params(build(genome))
+            self._params[genome.hash] = params_of(genome)
         return self._params[genome.hash]
 
     def random_subnet(self) -> Any:
