@@ -76,7 +76,8 @@ def rewrite(b: Block) -> str:
     if b.lang == "bash":
         s = re.sub(r"^\s*source \.venv/bin/activate\s*$", "", s, flags=re.M)
         for flag, cap in (("--generations", 2), ("--population", 4), ("--steps", 30), ("--epochs", 1),
-                          ("--final-epochs", 1), ("--max-seconds", 20), ("--grow-every", 15), ("--limit", 400)):
+                          ("--final-epochs", 1), ("--max-seconds", 20), ("--grow-every", 15), ("--limit", 400),
+                          ("--top-k", 2), ("--final-seconds", 10)):
             s = _cap(rf"({flag}[ =])(\d+(?:\.\d+)?)", cap, s)
         s = re.sub(r"--rungs [\d,]+", "--rungs 10,30", s)
         s = re.sub(r"(?m)^(\s*)evofusion dashboard (\S+)(.*)$",

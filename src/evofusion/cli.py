@@ -172,6 +172,8 @@ def search(
     data_fraction: Annotated[float | None, typer.Option("--data-fraction", show_default=_d("distill.data_fraction"), help="share of train data")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", show_default=_d("final.top_k"), help="winners to fine-tune on full data")] = None,
     final_epochs: Annotated[float | None, typer.Option("--final-epochs", show_default=_d("final.epochs"))] = None,
+    final_seconds: Annotated[float | None, typer.Option("--final-seconds", help="wall clock of the whole fine-tune "
+                                                        "phase, shared by the --top-k winners")] = None,
     rungs: Annotated[str | None, typer.Option("--rungs", help="multi-fidelity rungs in total steps, e.g. "
                                               "150,450,1350,4050 (the best 1/eta of a rung continue)")] = None,
     eta: Annotated[float | None, typer.Option("--eta", help="reduction factor between rungs (3 when not given)")] = None,
@@ -198,7 +200,8 @@ def search(
                  "executor": executor, "workers": workers, "device": device, "address": address,
                  "timeout": timeout, "retries": retries, "recycle_after": recycle_after,
                  "resources.cpus": cpus, "resources.gpus": gpus, "distill.epochs": epochs,
-                 "distill.data_fraction": data_fraction, "final.top_k": top_k, "final.epochs": final_epochs}
+                 "distill.data_fraction": data_fraction, "final.top_k": top_k, "final.epochs": final_epochs,
+                 "final.max_seconds": final_seconds}
         overrides.update({k: v for k, v in flags.items() if v is not None})
         if no_teacher:
             overrides["teacher.enabled"] = False

@@ -192,6 +192,11 @@ class FinalConfig(Strict):
     patience: int = Field(3, ge=0)
     lr: float | None = Field(None, gt=0, le=10)  # default: the search lr
     augment: Literal["none", "flip", "flip_shift"] = "flip"
+    steps: int | None = Field(None, ge=1)  # step budget per winner that replaces epochs; null = epochs
+    # wall clock of the whole fine-tune phase, shared evenly by the winners not yet fine-tuned: each
+    # winner's step count is cut (from a timed probe of a few steps) so its schedule ends inside its
+    # share; a winner with no time left is skipped and logged. null = no limit
+    max_seconds: float | None = Field(None, gt=0)
 
 
 class SpaceConfig(Strict):

@@ -521,8 +521,8 @@ class Study(Run):
                 cb.on_candidate_end(self, out)
 
     def _parent_weights(self, p: Proposal) -> str | None:
-        if not self.cfg.inherit_weights or not p.parents:
-            return None
+        if not p.parents or (not self.cfg.inherit_weights and p.operator != "continue"):
+            return None  # a multi-fidelity continuation always resumes its own row's weights
         row = self.store.candidate(p.parents[0])
         path = self.store.resolve(row["weights_file"]) if row else None
         return str(path) if path is not None and path.exists() else None
@@ -580,13 +580,16 @@ class Study(Run):
             ids = pick_winners(self.store, self.setup.objectives, self.cfg.final.top_k)
         arrays = load_arrays(self.setup.context.data_dir, self.setup.context.teacher_dir)
         f, d = self.cfg.final, self.cfg.distill
-        tcfg = d.train_config(epochs=f.epochs, data_fraction=f.data_fraction, lr=f.lr or d.lr, patience=f.patience,
-                              augment=f.augment)
-        done = {r["candidate_id"] for r in self.store.finals()}
+        tcfg = d.train_config(epochs=f.epochs, steps=f.steps, data_fraction=f.data_fraction, lr=f.lr or d.lr,
+                              patience=f.patience, augment=f.augment)
+        finals = self.store.finals()
+        done = {r["candidate_id"] for r in finals}
+        # a wall-clock budget for the phase: what earlier (resumed) fine-tunes spent counts against it
+        left = None if f.max_seconds is None else f.max_seconds - sum(
+            float(r["seconds"] or 0.0) for r in finals if r["candidate_id"] in set(ids))
+        todo = [cid for cid in ids if cid not in done]
         out = []
-        for cid in ids:
-            if cid in done:
-                continue
+        for i, cid in enumerate(todo):
             row = self.store.candidate(cid)
             genome = genome_from_dict(row["genome"])
             seed = candidate_seed(self.cfg.seed, 10_000_000 + cid)
@@ -597,10 +600,19 @@ class Study(Run):
                 model.load_state_dict(load_file(weights))
             model.to(resolve_device(self.cfg.device))
             t0 = time.perf_counter()
-            rep = train(model, arrays["train_x"], arrays["train_y"], tcfg, teacher_logits=arrays.get("train_t"),
+            feature_kd = feature_kd_from_spec(self.setup.context.extra.get("feature_kd"), spatial=f.augment == "none")
+            wcfg = tcfg
+            if left is not None:
+                share = left / (len(todo) - i)
+                steps = fit_steps(model, arrays, tcfg, share, feature_kd)
+                if steps < 1:
+                    log(f"final fine-tune of candidate {cid} skipped: final.max_seconds left {max(left, 0):.1f} s "
+                        f"for {len(todo) - i} winner(s), too little for one step")
+                    continue
+                wcfg = dataclasses.replace(tcfg, steps=steps)
+            rep = train(model, arrays["train_x"], arrays["train_y"], wcfg, teacher_logits=arrays.get("train_t"),
                         val=(arrays["val_x"], arrays["val_y"]), generator=torch.Generator().manual_seed(seed),
-                        feature_kd=feature_kd_from_spec(self.setup.context.extra.get("feature_kd"),
-                                                        spatial=f.augment == "none"))
+                        feature_kd=feature_kd)
             val_acc = evaluate_accuracy(model, arrays["val_x"], arrays["val_y"])
             test_acc = evaluate_accuracy(model, arrays["test_x"], arrays["test_y"])
             path = self.store.weights_path(cid, final=True)
@@ -609,14 +621,43 @@ class Study(Run):
             self.guard_disk(lambda: self.store.add_final(  # noqa: B023 - called at once
                 cid, val_acc, test_acc, values, path, save_weights(model.cpu(), path), secs,  # noqa: B023
                 {"steps": rep.steps, "epochs": rep.epochs, "stopped_early": rep.stopped_early}))  # noqa: B023
+            if left is not None:
+                left -= secs
             log(f"final fine-tune of candidate {cid}: val {val_acc:.4f} test {test_acc:.4f} "
-                f"({int(values['params'])} params, {secs:.1f} s)")
+                f"({int(values['params'])} params, {rep.steps} steps, {secs:.1f} s)")
             out.append({"candidate_id": cid, "val_accuracy": val_acc, "test_accuracy": test_acc})
         return out
 
     def close(self) -> None:
         self.executor.close()
         self.store.close()
+
+
+PROBE_STEPS = 6
+
+
+def fit_steps(model: torch.nn.Module, arrays: dict[str, Any], cfg: Any, seconds: float,
+              feature_kd: Any = None) -> int:
+    """The step count of ``cfg`` (its steps, else its epochs over the used data) cut so that training
+    ``model`` with it, plus the validation and test evaluations after it, ends within ``seconds``:
+    the step time comes from a timed probe of a few steps on a copy of the model (the model itself is
+    not changed). 0 when not even one step fits."""
+    import copy
+
+    n = len(arrays["train_y"])
+    per_epoch = max(1, -(-int(n * cfg.data_fraction) // cfg.batch_size))
+    planned = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * per_epoch))
+    if seconds <= 0:
+        return 0
+    probe = dataclasses.replace(cfg, steps=PROBE_STEPS, patience=0)
+    t0 = time.perf_counter()
+    train(copy.deepcopy(model), arrays["train_x"], arrays["train_y"], probe, teacher_logits=arrays.get("train_t"),
+          generator=torch.Generator().manual_seed(0), feature_kd=feature_kd)
+    step_s = max((time.perf_counter() - t0) / PROBE_STEPS, 1e-6)
+    # an evaluation batch costs about a third of a training step (forward only)
+    eval_s = step_s / 3 * (len(arrays["val_y"]) + len(arrays["test_y"])) / cfg.batch_size
+    fit = int((seconds - (time.perf_counter() - t0) - eval_s) * 0.9 / step_s)
+    return max(0, min(planned, fit))
 
 
 def _failed_outcome(job: EvalJob, reason: str) -> EvalOutcome:

@@ -1,0 +1,95 @@
+"""The winners' fine-tune phase under a step budget (final.steps) and a wall clock (final.max_seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from evofusion import Study
+from evofusion.distill import TrainConfig
+from evofusion.engine import study as study_mod
+from evofusion.engine.study import fit_steps
+from evofusion.errors import ConfigError
+from tests.conftest import tiny_config
+
+
+def _arrays(n: int = 200) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"train_x": torch.randn(n, 1, 8, 8, generator=g), "train_y": torch.randint(0, 10, (n,), generator=g),
+            "val_x": torch.randn(64, 1, 8, 8, generator=g), "val_y": torch.randint(0, 10, (64,), generator=g),
+            "test_x": torch.randn(64, 1, 8, 8, generator=g), "test_y": torch.randint(0, 10, (64,), generator=g)}
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+
+
+def test_fit_steps_caps_at_the_plan_cuts_to_the_time_and_leaves_the_model_alone() -> None:
+    model, arrays = _model(), _arrays()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TrainConfig(steps=40, batch_size=32)
+    assert fit_steps(model, arrays, cfg, 1e6) == 40  # plenty of time: the planned steps
+    assert fit_steps(model, arrays, TrainConfig(epochs=2, batch_size=32), 1e6) == 2 * 7  # epochs over 200 examples
+    assert fit_steps(model, arrays, cfg, 1e-4) == 0  # not one step fits
+    assert fit_steps(model, arrays, cfg, 0.0) == 0
+    t = fit_steps(model, arrays, TrainConfig(steps=10**7, batch_size=32), 1.0)
+    assert 1 <= t < 10**7  # cut to what one second holds
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the probe trains a copy
+
+
+def test_final_steps_replace_epochs(tmp_path: Path) -> None:
+    study = Study.create(tiny_config(**{"final.steps": 7}), tmp_path / "r", log=lambda *_: None)
+    try:
+        study.complete(lambda *_: None)
+        (f,) = study.store.finals()
+        assert f["train"]["steps"] == 7
+    finally:
+        study.close()
+
+
+def test_max_seconds_shares_the_budget_and_counts_resumed_fine_tunes(tmp_path: Path, monkeypatch) -> None:
+    shares: list[float] = []
+    real = study_mod.fit_steps
+
+    def spy(model, arrays, cfg, seconds, feature_kd=None):
+        shares.append(seconds)
+        return real(model, arrays, cfg, seconds, feature_kd)
+
+    monkeypatch.setattr(study_mod, "fit_steps", spy)
+    cfg = tiny_config(**{"final.top_k": 0, "final.max_seconds": 600.0, "final.steps": 5})
+    study = Study.create(cfg, tmp_path / "r", log=lambda *_: None)
+    try:
+        study.optimize()
+        ids = [r["id"] for r in study.store.candidates("COMPLETE")][:3]
+        study.finalize(ids[:1], log=lambda *_: None)
+        assert shares == [pytest.approx(600.0)]  # one winner: the whole budget
+        spent = study.store.finals()[0]["seconds"]
+        study.finalize(ids, log=lambda *_: None)  # the first is done: the other two share what is left
+        assert shares[1] == pytest.approx((600.0 - spent) / 2)
+        finals = {f["candidate_id"]: f for f in study.store.finals()}
+        assert shares[2] == pytest.approx(600.0 - spent - finals[ids[1]]["seconds"])  # the second's time is gone
+        assert [f["train"]["steps"] for f in finals.values()] == [5, 5, 5]  # 600 s hold the 5 planned steps
+    finally:
+        study.close()
+
+
+def test_max_seconds_too_small_skips_winners_and_says_so(tmp_path: Path) -> None:
+    lines: list[str] = []
+    cfg = tiny_config(**{"final.top_k": 2, "final.max_seconds": 1e-6})
+    study = Study.create(cfg, tmp_path / "r", log=lambda *_: None)
+    try:
+        study.complete(lines.append)
+        assert study.store.finals() == []
+        assert any("skipped: final.max_seconds" in ln for ln in lines)
+    finally:
+        study.close()
+
+
+@pytest.mark.parametrize("key, value", [("final.max_seconds", 0), ("final.max_seconds", -3), ("final.steps", 0)])
+def test_bad_final_budget_is_named(tmp_path: Path, key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        Study.create(tiny_config(**{key: value}), tmp_path / "r", log=lambda *_: None)
