@@ -34,8 +34,10 @@ def optimizer_path(weights_file: str | Path) -> Path:
     return p.with_name(p.name.removesuffix(".safetensors") + OPTIMIZER_SUFFIX)
 
 
-def _optimizer_state(path: str | None) -> dict[str, torch.Tensor] | None:
+def load_optimizer_file(path: str | None) -> dict[str, torch.Tensor] | None:
+    """The optimizer state saved beside a candidate's weights (None when there is none)."""
     return load_file(path) if path and Path(path).exists() else None
+
 
 
 def start_model(job: Any, genome: Any, model: nn.Module, info: dict[str, Any]
@@ -43,12 +45,13 @@ def start_model(job: Any, genome: Any, model: nn.Module, info: dict[str, Any]
     """The model a job trains and the optimizer state it continues from (None: fresh)."""
     ctx = job.context
     parent = job.parent_weights if job.parent_weights and Path(job.parent_weights).exists() else None
-    if parent is None or not ctx.inherit_weights:
+    # a continuation is the same candidate trained further, not inheritance: it always starts from its row
+    if parent is None or (not ctx.inherit_weights and job.start != "continue"):
         return model, None
     if job.start == "continue":
         model.load_state_dict(load_file(parent), strict=True)
         info["started"] = "continue"
-        return model, _optimizer_state(job.parent_optimizer)
+        return model, load_optimizer_file(job.parent_optimizer)
     if job.start == "morph" and job.morph is not None:
         return _morph_start(job, genome, info, parent)
     info["inherited"] = inherit_weights(model, load_file(parent))
@@ -73,7 +76,7 @@ def _morph_start(job: Any, genome: Any, info: dict[str, Any], parent_weights: st
     rng = np.random.default_rng(job.seed)
     res = morph(op, parent, genome.to_student(), m["info"], rng)  # type: ignore[arg-type]
     info["started"] = f"morph:{m['operator']}"
-    state = _optimizer_state(job.parent_optimizer)
+    state = load_optimizer_file(job.parent_optimizer)
     if not state:
         return res.model, None
     cfg = TrainConfig(**job.context.train)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from evofusion.engine.evaluator import (
     infeasible_outcome,
     static_metrics,
 )
+from evofusion.engine.lamarck import load_optimizer_file
 from evofusion.errors import CandidateFailed
 from evofusion.genome.io import genome_from_dict
 from evofusion.genome.prune import PruneGenome
@@ -97,13 +99,23 @@ def evaluate_prune(job: EvalJob) -> EvalOutcome:
         n_val = ctx.extra.get("val_limit") or len(arrays["val_y"])
         val = (arrays["val_x"][:n_val], arrays["val_y"][:n_val])
         gen = torch.Generator().manual_seed(job.seed)
-        model.to(resolve_device(ctx.device))
         info: dict[str, Any] = {}
-        if ctx.train.get("steps") != 0:
-            rep = train(model, arrays["train_x"], arrays["train_y"], TrainConfig(**ctx.train),
-                        teacher_logits=arrays.get("train_t"), val=val, generator=gen)
+        opt_state = None
+        if job.start == "continue" and job.parent_weights and Path(job.parent_weights).exists():
+            # a multi-fidelity promotion: the same pruned network trained further from its saved
+            # weights and optimizer state, never pruned again from the teacher
+            model.load_state_dict(load_file(job.parent_weights), strict=True)
+            opt_state = load_optimizer_file(job.parent_optimizer)
+            info["started"] = "continue"
+        model.to(resolve_device(ctx.device))
+        tcfg = {**ctx.train, **({"steps": job.steps} if job.steps is not None else {})}
+        if tcfg.get("steps") != 0:
+            rep = train(model, arrays["train_x"], arrays["train_y"], TrainConfig(**tcfg),
+                        teacher_logits=arrays.get("train_t"), val=val, generator=gen, optimizer_state=opt_state)
             info.update(steps=rep.steps, epochs=rep.epochs, seconds=rep.seconds,
-                        stopped_early=rep.stopped_early, samples_seen=rep.samples_seen, curve=rep.curve)
+                        stopped_early=rep.stopped_early, samples_seen=rep.samples_seen, curve=rep.curve,
+                        optimizer_state=rep.optimizer_state)
+        info["rung"], info["steps_total"] = job.rung, job.lineage_steps + int(info.get("steps", 0))
         values["accuracy"] = evaluate_accuracy(model, *val)
         return finish_candidate(job, model, input_shape(genome), values, info, objectives, t0)
     except Exception as e:  # a candidate's crash is data, not a crashed run

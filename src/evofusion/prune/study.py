@@ -139,7 +139,8 @@ def setup_prune(cfg: SearchConfig, pcfg: PruneConfig, splits: DataSplits | None 
 
     tm = static_metrics(model, shape)
     extra: dict[str, Any] = {"teacher_weights": str(weights_file), "teacher_params": tm["params"],
-                             "teacher_flops": tm["flops"], "val_limit": pcfg.val_limit}
+                             "teacher_flops": tm["flops"], "val_limit": pcfg.val_limit,
+                             **({"save_optimizer": True} if cfg.scheduler else {})}
     method = "l1" if pcfg.init == "random" else pcfg.init
     batches = []
     if method == "taylor":
