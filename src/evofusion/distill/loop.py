@@ -63,6 +63,11 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"distill.{name}", f"must be {allowed}, got {getattr(self, name)!r}")
 
+    def plan(self, n: int) -> tuple[int, int]:
+        """(steps per epoch, total steps) of training on ``n`` examples with this config."""
+        per_epoch = max(1, math.ceil(max(1, int(round(self.data_fraction * n))) / self.batch_size))
+        return per_epoch, self.steps if self.steps is not None else max(1, int(round(self.epochs * per_epoch)))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -235,8 +240,7 @@ def train(
         feature_kd.check_rows(len(x))
     n_use = max(1, int(round(cfg.data_fraction * len(x))))
     subset = torch.randperm(len(x), generator=g)[:n_use]
-    steps_per_epoch = max(1, math.ceil(n_use / cfg.batch_size))
-    total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
+    steps_per_epoch, total = cfg.plan(len(x))
     eval_every = cfg.eval_every or steps_per_epoch
     opt = make_optimizer(model, cfg)
     if optimizer_state:

@@ -39,7 +39,6 @@ def load_optimizer_file(path: str | None) -> dict[str, torch.Tensor] | None:
     return load_file(path) if path and Path(path).exists() else None
 
 
-
 def start_model(job: Any, genome: Any, model: nn.Module, info: dict[str, Any]
                 ) -> tuple[nn.Module, dict[str, torch.Tensor] | None]:
     """The model a job trains and the optimizer state it continues from (None: fresh)."""

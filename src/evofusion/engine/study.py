@@ -585,8 +585,9 @@ class Study(Run):
         finals = self.store.finals()
         done = {r["candidate_id"] for r in finals}
         # a wall-clock budget for the phase: what earlier (resumed) fine-tunes spent counts against it
+        wanted = set(ids)
         left = None if f.max_seconds is None else f.max_seconds - sum(
-            float(r["seconds"] or 0.0) for r in finals if r["candidate_id"] in set(ids))
+            float(r["seconds"] or 0.0) for r in finals if r["candidate_id"] in wanted)
         todo = [cid for cid in ids if cid not in done]
         out = []
         for i, cid in enumerate(todo):
@@ -644,9 +645,7 @@ def fit_steps(model: torch.nn.Module, arrays: dict[str, Any], cfg: Any, seconds:
     not changed). 0 when not even one step fits."""
     import copy
 
-    n = len(arrays["train_y"])
-    per_epoch = max(1, -(-int(n * cfg.data_fraction) // cfg.batch_size))
-    planned = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * per_epoch))
+    planned = cfg.plan(len(arrays["train_y"]))[1]
     if seconds <= 0:
         return 0
     probe = dataclasses.replace(cfg, steps=PROBE_STEPS, patience=0)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from evofusion.engine.evaluator import (
     infeasible_outcome,
     static_metrics,
 )
-from evofusion.engine.lamarck import load_optimizer_file
+from evofusion.engine.lamarck import start_model
 from evofusion.errors import CandidateFailed
 from evofusion.genome.io import genome_from_dict
 from evofusion.genome.prune import PruneGenome
@@ -100,13 +99,10 @@ def evaluate_prune(job: EvalJob) -> EvalOutcome:
         val = (arrays["val_x"][:n_val], arrays["val_y"][:n_val])
         gen = torch.Generator().manual_seed(job.seed)
         info: dict[str, Any] = {}
-        opt_state = None
-        if job.start == "continue" and job.parent_weights and Path(job.parent_weights).exists():
-            # a multi-fidelity promotion: the same pruned network trained further from its saved
-            # weights and optimizer state, never pruned again from the teacher
-            model.load_state_dict(load_file(job.parent_weights), strict=True)
-            opt_state = load_optimizer_file(job.parent_optimizer)
-            info["started"] = "continue"
+        # a multi-fidelity promotion continues its own row's weights and optimizer state (never pruned
+        # again from the teacher); every other job starts from the teacher's surviving weights, since a
+        # pruning context does not inherit weights
+        model, opt_state = start_model(job, genome, model, info)
         model.to(resolve_device(ctx.device))
         tcfg = {**ctx.train, **({"steps": job.steps} if job.steps is not None else {})}
         if tcfg.get("steps") != 0:
