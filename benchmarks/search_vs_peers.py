@@ -132,7 +132,7 @@ def run_supernet(seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, 
             left = a.minutes * 60 - (time.time() - t0)
             tune_s = a.minutes * 60 * a.supernet_finetune
             final = ({"top_k": a.supernet_finetune_k, "epochs": 2.0, "max_seconds": max(1.0, tune_s - 5),
-                      "lr": 2e-3, "augment": "flip", "patience": 0} if a.supernet_finetune > 0 else {"top_k": 0})
+                      "lr": 2e-3, "augment": "flip", "patience": 0, "split": a.supernet_finetune_split} if a.supernet_finetune > 0 else {"top_k": 0})
             study = Study.create({"seed": seed, "generations": 100000, "threads": 1,
                                   "max_seconds": max(1.0, left - 5 - (tune_s if a.supernet_finetune > 0 else 0)),
                                   "data": {"name": "fashion-mnist"}, "supernet": {"run": str(out / "supernet"),
@@ -330,6 +330,8 @@ def main() -> None:
     ap.add_argument("--supernet-val", type=int, default=1000)  # val examples a subnet is scored on
     ap.add_argument("--supernet-finetune", type=float, default=0.14)  # share of the budget: KD fine-tune of winners
     ap.add_argument("--supernet-finetune-k", type=int, default=8)  # winners spread along the front fine-tuned
+    # how the fine-tune seconds are shared: the same step count for every winner, or the same seconds
+    ap.add_argument("--supernet-finetune-split", choices=["steps", "time"], default="steps")
     ap.add_argument("--arms", nargs="+", default=["ef_mf", "optuna", "ef_nomf", "ef_random", "ef_fixed"])
     ap.add_argument("--out", default="bench_runs/peers")
     a = ap.parse_args()
@@ -356,6 +358,7 @@ def main() -> None:
               str(a.population), "--steps", str(a.steps), "--eta", str(a.eta), "--out", a.out, "--rungs",
               *map(str, a.rungs), "--supernet-share", str(a.supernet_share), "--supernet-val", str(a.supernet_val),
               "--supernet-finetune", str(a.supernet_finetune), "--supernet-finetune-k", str(a.supernet_finetune_k),
+              "--supernet-finetune-split", a.supernet_finetune_split,
               "--supernet-widths", *map(str, a.supernet_widths)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     results = []

@@ -174,6 +174,9 @@ def search(
     final_epochs: Annotated[float | None, typer.Option("--final-epochs", show_default=_d("final.epochs"))] = None,
     final_seconds: Annotated[float | None, typer.Option("--final-seconds", help="wall clock of the whole fine-tune "
                                                         "phase, shared by the --top-k winners")] = None,
+    final_split: Annotated[str | None, typer.Option("--final-split", show_default=_d("final.split"),
+                                                    help="how --final-seconds is shared: time (even seconds "
+                                                    "per winner) | steps (the same step count for all)")] = None,
     rungs: Annotated[str | None, typer.Option("--rungs", help="multi-fidelity rungs in total steps, e.g. "
                                               "150,450,1350,4050 (the best 1/eta of a rung continue)")] = None,
     eta: Annotated[float | None, typer.Option("--eta", help="reduction factor between rungs (3 when not given)")] = None,
@@ -201,7 +204,7 @@ def search(
                  "timeout": timeout, "retries": retries, "recycle_after": recycle_after,
                  "resources.cpus": cpus, "resources.gpus": gpus, "distill.epochs": epochs,
                  "distill.data_fraction": data_fraction, "final.top_k": top_k, "final.epochs": final_epochs,
-                 "final.max_seconds": final_seconds}
+                 "final.max_seconds": final_seconds, "final.split": final_split}
         overrides.update({k: v for k, v in flags.items() if v is not None})
         if no_teacher:
             overrides["teacher.enabled"] = False

@@ -197,6 +197,10 @@ class FinalConfig(Strict):
     # winner's step count is cut (from a timed probe of a few steps) so its schedule ends inside its
     # share; a winner with no time left is skipped and logged. null = no limit
     max_seconds: float | None = Field(None, gt=0)
+    # how max_seconds is divided: "time" = an even share of the seconds per winner (a wide winner gets
+    # fewer steps than a narrow one); "steps" = every winner's step time is probed first and all get the
+    # same step count, the largest that fits (one capped at its plan leaves its surplus to the others)
+    split: Literal["time", "steps"] = "time"
 
 
 class SpaceConfig(Strict):

@@ -28,3 +28,21 @@ def test_bad_final_seconds_exits_2_naming_the_field(tmp_path: Path) -> None:
     r = runner.invoke(app, [*SEARCH, "--generations", "1", "--final-seconds", "0", "--run-dir", str(tmp_path / "r")])
     assert r.exit_code == 2
     assert "final.max_seconds" in r.output
+
+
+def test_final_split_steps_gives_the_winners_one_step_count(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    r = runner.invoke(app, [*SEARCH, "--generations", "1", "--top-k", "2", "--final-seconds", "8",
+                            "--final-split", "steps", "--set", "final.steps=1000000", "--set", "final.patience=0",
+                            "--run-dir", str(run)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    with RunStore(run, lock=False, readonly=True) as s:
+        assert s.config()["final"]["split"] == "steps"
+        steps = [f["train"]["steps"] for f in s.finals()]
+    assert len(steps) == 2 and steps[0] == steps[1] >= 1
+
+
+def test_bad_final_split_exits_2_naming_the_field(tmp_path: Path) -> None:
+    r = runner.invoke(app, [*SEARCH, "--generations", "1", "--final-split", "even", "--run-dir", str(tmp_path / "r")])
+    assert r.exit_code == 2
+    assert "final.split" in r.output

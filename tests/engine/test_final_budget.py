@@ -77,14 +77,15 @@ def test_max_seconds_shares_the_budget_and_counts_resumed_fine_tunes(tmp_path: P
         study.close()
 
 
-def test_max_seconds_too_small_skips_winners_and_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("split, said", [("time", "too little for one step"), ("steps", "for one step each")])
+def test_max_seconds_too_small_skips_winners_and_says_so(tmp_path: Path, split: str, said: str) -> None:
     lines: list[str] = []
-    cfg = tiny_config(**{"final.top_k": 2, "final.max_seconds": 1e-6})
+    cfg = tiny_config(**{"final.top_k": 2, "final.max_seconds": 1e-6, "final.split": split})
     study = Study.create(cfg, tmp_path / "r", log=lambda *_: None)
     try:
         study.complete(lines.append)
         assert study.store.finals() == []
-        assert any("skipped: final.max_seconds" in ln for ln in lines)
+        assert any("skipped: final.max_seconds" in ln and said in ln for ln in lines)
     finally:
         study.close()
 
@@ -93,3 +94,54 @@ def test_max_seconds_too_small_skips_winners_and_says_so(tmp_path: Path) -> None
 def test_bad_final_budget_is_named(tmp_path: Path, key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         Study.create(tiny_config(**{key: value}), tmp_path / "r", log=lambda *_: None)
+
+
+def _probe(step_s: float, planned: int, eval_s: float = 0.0) -> study_mod.StepProbe:
+    return study_mod.StepProbe(step_s=step_s, eval_s=eval_s, planned=planned, seconds=0.0)
+
+
+def test_even_step_count_gives_every_winner_the_same_steps_and_passes_on_a_capped_surplus() -> None:
+    fast, slow = _probe(0.01, 10_000), _probe(0.09, 10_000)
+    n = study_mod.even_step_count([fast, slow], 100.0)
+    assert n == 900  # 0.9 * 100 s / (0.01 + 0.09) s: the same count for both, not the same seconds
+    assert fast.cost(n) + slow.cost(n) <= 90.0 + 1e-9 < fast.cost(n + 1) + slow.cost(n + 1)
+    capped = _probe(0.01, 100)  # plans only 100 steps: what it does not use goes to the other
+    assert study_mod.even_step_count([capped, slow], 100.0) == int((90.0 - 1.0) / 0.09)
+    assert study_mod.even_step_count([_probe(0.01, 50), _probe(0.01, 70)], 1e6) == 70  # every plan fits
+    assert study_mod.even_step_count([fast, _probe(0.01, 10, eval_s=200.0)], 100.0) == 0  # evaluation alone too long
+    assert study_mod.even_step_count([], 100.0) == 0
+
+
+def test_split_steps_probes_every_winner_and_trains_them_to_one_step_count(tmp_path: Path, monkeypatch) -> None:
+    cfg = tiny_config(**{"final.top_k": 0, "final.max_seconds": 12.0, "final.steps": 10**6, "final.split": "steps",
+                         "final.patience": 0})
+    study = Study.create(cfg, tmp_path / "r", log=lambda *_: None)
+    try:
+        study.optimize()
+        rows = study.store.candidates("COMPLETE")
+        ids = [r["id"] for r in sorted(rows, key=lambda r: r["objective_values"]["params"])]
+        ids = [ids[0], ids[-1]]  # the narrowest and the widest: unequal step times
+        probed: list[int] = []
+        real = study_mod.probe_step
+
+        def spy(model, arrays, tcfg, feature_kd=None):
+            probed.append(sum(p.numel() for p in model.parameters()))
+            return real(model, arrays, tcfg, feature_kd)
+
+        monkeypatch.setattr(study_mod, "probe_step", spy)
+        lines: list[str] = []
+        t0 = __import__("time").perf_counter()
+        study.finalize(ids, log=lines.append)
+        wall = __import__("time").perf_counter() - t0
+        finals = {f["candidate_id"]: f for f in study.store.finals()}
+        assert len(probed) == 2  # both probed before either trains
+        steps = [finals[c]["train"]["steps"] for c in ids]
+        assert steps[0] == steps[1] > 1  # the same count for the narrow and the wide winner
+        assert wall < 12.0 * 1.2 and sum(f["seconds"] for f in finals.values()) <= 12.0 * 1.05
+    finally:
+        study.close()
+
+
+def test_bad_final_split_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"final\.split"):
+        Study.create(tiny_config(**{"final.split": "even"}), tmp_path / "r", log=lambda *_: None)

@@ -589,21 +589,34 @@ class Study(Run):
         left = None if f.max_seconds is None else f.max_seconds - sum(
             float(r["seconds"] or 0.0) for r in finals if r["candidate_id"] in wanted)
         todo = [cid for cid in ids if cid not in done]
+        feature_kd = feature_kd_from_spec(self.setup.context.extra.get("feature_kd"), spatial=f.augment == "none")
+        even_steps = left is not None and f.split == "steps"
+        probes: dict[int, StepProbe] = {}
+        common = 0
         out = []
         for i, cid in enumerate(todo):
             row = self.store.candidate(cid)
-            genome = genome_from_dict(row["genome"])
-            seed = candidate_seed(self.cfg.seed, 10_000_000 + cid)
-            with torch_seeded(seed):
-                model = build(genome)
-            weights = self.store.resolve(row["weights_file"])
-            if weights is not None and weights.exists():
-                model.load_state_dict(load_file(weights))
-            model.to(resolve_device(self.cfg.device))
+            model, seed = self._final_model(cid, row)
             t0 = time.perf_counter()
-            feature_kd = feature_kd_from_spec(self.setup.context.extra.get("feature_kd"), spatial=f.augment == "none")
             wcfg = tcfg
-            if left is not None:
+            if even_steps:
+                if i == 0:  # every winner's step time first, so the budget buys all the same step count
+                    probes = {c: probe_step(m, arrays, tcfg, feature_kd) for c, m in
+                              [(cid, model)] + [(c, self._final_model(c)[0]) for c in todo[i + 1:]]}
+                    left -= sum(p.seconds for p in probes.values())
+                    t0 = time.perf_counter()
+                    common = even_step_count(list(probes.values()), left)
+                pending = [probes[c] for c in todo[i:] if c in probes]
+                # re-planned after each winner: one that ran long lowers the count of those after it
+                common = min(common, even_step_count(pending, left))
+                steps = min(probes[cid].planned, common)
+                if steps < 1:
+                    log(f"final fine-tune of candidate {cid} skipped: final.max_seconds left {max(left, 0):.1f} s "
+                        f"for {len(pending)} winner(s), too little for one step each")
+                    del probes[cid]
+                    continue
+                wcfg = dataclasses.replace(tcfg, steps=steps)
+            elif left is not None:
                 share = left / (len(todo) - i)
                 steps = fit_steps(model, arrays, tcfg, share, feature_kd)
                 if steps < 1:
@@ -619,8 +632,9 @@ class Study(Run):
             path = self.store.weights_path(cid, final=True)
             values = dict(row["objective_values"], accuracy=val_acc)
             secs = time.perf_counter() - t0
+            probe_s = probes.pop(cid).seconds if cid in probes else 0.0  # already taken from `left`
             self.guard_disk(lambda: self.store.add_final(  # noqa: B023 - called at once
-                cid, val_acc, test_acc, values, path, save_weights(model.cpu(), path), secs,  # noqa: B023
+                cid, val_acc, test_acc, values, path, save_weights(model.cpu(), path), secs + probe_s,  # noqa: B023
                 {"steps": rep.steps, "epochs": rep.epochs, "stopped_early": rep.stopped_early}))  # noqa: B023
             if left is not None:
                 left -= secs
@@ -628,6 +642,17 @@ class Study(Run):
                 f"({int(values['params'])} params, {rep.steps} steps, {secs:.1f} s)")
             out.append({"candidate_id": cid, "val_accuracy": val_acc, "test_accuracy": test_acc})
         return out
+
+    def _final_model(self, cid: int, row: dict[str, Any] | None = None) -> tuple[torch.nn.Module, int]:
+        """A winner's model with its stored weights on the run's device, and its fine-tune seed."""
+        row = row or self.store.candidate(cid)
+        seed = candidate_seed(self.cfg.seed, 10_000_000 + cid)
+        with torch_seeded(seed):
+            model = build(genome_from_dict(row["genome"]))
+        weights = self.store.resolve(row["weights_file"])
+        if weights is not None and weights.exists():
+            model.load_state_dict(load_file(weights))
+        return model.to(resolve_device(self.cfg.device)), seed
 
     def close(self) -> None:
         self.executor.close()
@@ -637,17 +662,24 @@ class Study(Run):
 PROBE_STEPS = 6
 
 
-def fit_steps(model: torch.nn.Module, arrays: dict[str, Any], cfg: Any, seconds: float,
-              feature_kd: Any = None) -> int:
-    """The step count of ``cfg`` (its steps, else its epochs over the used data) cut so that training
-    ``model`` with it, plus the validation and test evaluations after it, ends within ``seconds``:
-    the step time comes from a timed probe of a few steps on a copy of the model (the model itself is
-    not changed). 0 when not even one step fits."""
+@dataclasses.dataclass(frozen=True)
+class StepProbe:
+    """A winner's measured cost: seconds per training step, seconds of its validation + test
+    evaluation, the steps its schedule plans, and the seconds the probe itself took."""
+
+    step_s: float
+    eval_s: float
+    planned: int
+    seconds: float
+
+    def cost(self, steps: int) -> float:
+        return min(steps, self.planned) * self.step_s + self.eval_s
+
+
+def probe_step(model: torch.nn.Module, arrays: dict[str, Any], cfg: Any, feature_kd: Any = None) -> StepProbe:
+    """Time a few training steps of ``cfg`` on a copy of ``model`` (the model itself is not changed)."""
     import copy
 
-    planned = cfg.plan(len(arrays["train_y"]))[1]
-    if seconds <= 0:
-        return 0
     probe = dataclasses.replace(cfg, steps=PROBE_STEPS, patience=0)
     t0 = time.perf_counter()
     train(copy.deepcopy(model), arrays["train_x"], arrays["train_y"], probe, teacher_logits=arrays.get("train_t"),
@@ -655,8 +687,38 @@ def fit_steps(model: torch.nn.Module, arrays: dict[str, Any], cfg: Any, seconds:
     step_s = max((time.perf_counter() - t0) / PROBE_STEPS, 1e-6)
     # an evaluation batch costs about a third of a training step (forward only)
     eval_s = step_s / 3 * (len(arrays["val_y"]) + len(arrays["test_y"])) / cfg.batch_size
-    fit = int((seconds - (time.perf_counter() - t0) - eval_s) * 0.9 / step_s)
-    return max(0, min(planned, fit))
+    return StepProbe(step_s, eval_s, cfg.plan(len(arrays["train_y"]))[1], time.perf_counter() - t0)
+
+
+def even_step_count(probes: Sequence[StepProbe], seconds: float) -> int:
+    """The largest step count N such that every probed winner training min(N, its plan) steps, plus its
+    evaluations, ends within ``seconds`` in all (with a 10% margin). A winner capped at its plan leaves
+    the rest to the others. 0 when not even one step each fits; the largest plan when all plans fit."""
+    budget = seconds * 0.9
+    top = max((p.planned for p in probes), default=0)
+    if not probes or sum(p.cost(1) for p in probes) > budget:
+        return 0
+    lo, hi = 1, top  # cost is monotone in N: bisect for the last N that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(p.cost(mid) for p in probes) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def fit_steps(model: torch.nn.Module, arrays: dict[str, Any], cfg: Any, seconds: float,
+              feature_kd: Any = None) -> int:
+    """The step count of ``cfg`` (its steps, else its epochs over the used data) cut so that training
+    ``model`` with it, plus the validation and test evaluations after it, ends within ``seconds``:
+    the step time comes from a timed probe of a few steps on a copy of the model (the model itself is
+    not changed). 0 when not even one step fits."""
+    if seconds <= 0:
+        return 0
+    p = probe_step(model, arrays, cfg, feature_kd)
+    fit = int((seconds - p.seconds - p.eval_s) * 0.9 / p.step_s)
+    return max(0, min(p.planned, fit))
 
 
 def _failed_outcome(job: EvalJob, reason: str) -> EvalOutcome:
