@@ -250,10 +250,6 @@ def _replication(old: int, new: int, rng: np.random.Generator) -> tuple[torch.Te
 WIDEN_INITS = ("split", "fresh")
 
 
-def _widen_init(op: StudentMutation) -> str:
-    return str(getattr(op, "init", "split"))
-
-
 class _Widening:
     """Constructor of the widening morphs: ``init`` says how new units start, ``split``
     (Net2WiderNet: copies of existing units, outgoing weights shared among the copies) or ``fresh``
@@ -372,7 +368,7 @@ class FPWiden(_Widening, MorphOperator):
         i, old, new = info["stage"], info["old"], info["new"]
         idx, scale = _replication(old, new, rng)
         fresh = torch.arange(old, new)
-        init = _widen_init(self)
+        init = self.init
         if init == "fresh":  # new units: the child's random init in, zero out (GradMax-style, exact)
             scale = (torch.arange(new) < old).float()
         st = g.stages[i]
@@ -421,7 +417,7 @@ class FPWidenHead(_Widening, MorphOperator):
         idx, scale = _replication(info["old"], info["new"], rng)
         hidden, final = _head_linears(g)
         fresh = torch.arange(info["old"], info["new"])
-        if _widen_init(self) == "fresh":
+        if self.init == "fresh":
             _gather(plan, f"{hidden}.weight", 0, idx, reset=(fresh, "init"))
             _gather(plan, f"{hidden}.bias", 0, idx, reset=(fresh, "init"))
             _gather(plan, f"{final}.weight", 1, idx, reset=(fresh, "zero"))
