@@ -8,6 +8,10 @@ fine-tune of its best-validation student at <= 10k and <= 50k params, ``--final-
 * ``ef_nomf``: the same without rungs (every candidate ``--steps`` steps once);
 * ``ef_fixed``: today's fixed-budget NSGA-II (main's default 200 steps, overlap-copy inheritance);
 * ``ef_random``: EvoFusion random search, ``--steps`` steps a candidate;
+* ``supernet``: the weight-sharing supernet (issue 13): ``--supernet-share`` of the time training it
+  (``supernet.max_seconds``), NSGA-II over its subnets, ``--supernet-finetune`` of the time fine-tuning
+  ``--supernet-finetune-k`` winners of the front; ``supernet:SHARE:FINETUNE`` is the same arm with
+  other shares (e.g. ``supernet:0.55:0.35``), so two splits of the budget run side by side;
 * ``optuna``: Optuna's NSGAIISampler over a 3-stage GAP-CNN space (widths 4-64, depth 1-2, kernel 3/5),
   every trial 3 KD epochs from the same cached logits (SGD nesterov, OneCycle lr 0.05), the script a
   user writes instead of EvoFusion (optuna is a benchmark-only dependency: ``pip install optuna``).
@@ -119,9 +123,11 @@ def run_supernet(seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, 
         probe.trainer.train_step()
     step_s = (time.perf_counter() - tp) / 12
     train_s = a.minutes * 60 * a.supernet_share - (time.time() - t0)
-    steps = max(50, int(train_s / step_s * 0.92))
-    sn_cfg["supernet"].update(steps=steps, checkpoint_every=max(50, steps // 10))
-    print(f"supernet: {step_s:.3f} s a sandwich step -> {steps} steps in {train_s:.0f} s", flush=True)
+    steps = max(50, int(train_s / step_s))  # the probe's plan: it sets the curve's spacing; the run re-plans its
+    # step count from its own measured step time (supernet.max_seconds), so a probe taken while the other arm
+    # was idle does not eat the search's time
+    sn_cfg["supernet"].update(steps=3 * steps, checkpoint_every=max(50, steps // 10), max_seconds=train_s)
+    print(f"supernet: {step_s:.3f} s a sandwich step -> about {steps} steps in {train_s:.0f} s", flush=True)
     rows: list[dict[str, Any]] = []
     study = None
     try:
@@ -145,17 +151,18 @@ def run_supernet(seed: int, a: argparse.Namespace, out: Path) -> list[dict[str, 
         print("supernet: the budget ended; subnets scored (and winners fine-tuned) by then count")
     if study is None:
         return rows
+    trained = json.loads((out / "supernet" / "supernet.json").read_text())["steps"]
     for r in study.store.candidates("COMPLETE"):
         rows.append({"genome": genome_from_dict(r["genome"]).to_dict(), "params": r["objective_values"]["params"],
                      "val": r["objective_values"]["accuracy"], "t": (r["finished"] or t0) - t0,
-                     "weights": str(study.store.resolve(r["weights_file"])), "steps_total": steps})
+                     "weights": str(study.store.resolve(r["weights_file"])), "steps_total": trained})
     end = max((r["t"] for r in rows), default=0.0)
     for f in study.store.finals():  # fine-tuned winners: their own rows (full validation split), after the search
         end += float(f["seconds"] or 0.0)
         g = study.store.candidate(f["candidate_id"])["genome"]
         rows.append({"genome": genome_from_dict(g).to_dict(), "params": f["objective_values"]["params"],
                      "val": f["val_accuracy"], "t": end, "weights": str(study.store.resolve(f["weights_file"])),
-                     "steps_total": steps + int(f["train"].get("steps", 0)), "finetuned": True})
+                     "steps_total": trained + int(f["train"].get("steps", 0)), "finetuned": True})
     study.close()
     torch.set_num_threads(1)
     return rows
@@ -305,8 +312,11 @@ def arm(a: argparse.Namespace) -> None:
     out = Path(a.out) / f"{a.name}-{a.seed}"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if a.name.startswith("supernet:"):  # supernet:SHARE:FINETUNE, a variant with other budget shares
+        _, share, tune = a.name.split(":")
+        a.supernet_share, a.supernet_finetune = float(share), float(tune)
     rows = (run_optuna(a.seed, a, out) if a.name == "optuna" else run_supernet(a.seed, a, out)
-            if a.name == "supernet" else run_ef(a.name, a.seed, a, out))
+            if a.name.startswith("supernet") else run_ef(a.name, a.seed, a, out))
     res = finish_arm(a.name, rows, a, time.perf_counter() - t0)
     res["seed"] = a.seed
     (out / "result.json").write_text(json.dumps(res, indent=1))
@@ -331,7 +341,7 @@ def main() -> None:
     ap.add_argument("--supernet-finetune", type=float, default=0.14)  # share of the budget: KD fine-tune of winners
     ap.add_argument("--supernet-finetune-k", type=int, default=8)  # winners spread along the front fine-tuned
     # how the fine-tune seconds are shared: the same step count for every winner, or the same seconds
-    ap.add_argument("--supernet-finetune-split", choices=["steps", "time"], default="steps")
+    ap.add_argument("--supernet-finetune-split", choices=["steps", "time"], default="time")
     ap.add_argument("--arms", nargs="+", default=["ef_mf", "optuna", "ef_nomf", "ef_random", "ef_fixed"])
     ap.add_argument("--out", default="bench_runs/peers")
     a = ap.parse_args()
@@ -353,7 +363,8 @@ def main() -> None:
                  log=print).close()
     if a.mode == "teacher":
         return
-    jobs = [(n, s) for n in a.arms for s in (a.seeds if n in ("ef_mf", "optuna", "supernet") else a.seeds[:1])]
+    jobs = [(n, s) for n in a.arms for s in (a.seeds if n.split(":")[0] in ("ef_mf", "optuna", "supernet")
+                                              else a.seeds[:1])]
     common = ["--minutes", str(a.minutes), "--final-minutes", str(a.final_minutes), "--population",
               str(a.population), "--steps", str(a.steps), "--eta", str(a.eta), "--out", a.out, "--rungs",
               *map(str, a.rungs), "--supernet-share", str(a.supernet_share), "--supernet-val", str(a.supernet_val),

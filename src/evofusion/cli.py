@@ -793,6 +793,8 @@ def supernet_cmd(
     teacher: Annotated[str | None, typer.Option("--teacher", help="teacher dir or weights file (default: zoo)")] = None,
     no_teacher: Annotated[bool, typer.Option("--no-teacher", help="in-place distillation only (no external teacher)")] = False,
     steps: Annotated[int | None, typer.Option("--steps", show_default=_d("supernet.steps", "supernet"), help="sandwich steps (the budget)")] = None,
+    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="wall-clock budget of the training: the step "
+                                                      "count (at most --steps) is planned to end inside it")] = None,
     max_widths: Annotated[str | None, typer.Option("--max-widths", show_default=_d("space.max_widths", "supernet"), help="largest width of each stage, e.g. 16,32,64")] = None,
     max_params: Annotated[int | None, typer.Option("--max-params", help="random subnets drawn with <= N params (the device budget)")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="use only N training examples")] = None,
@@ -816,7 +818,7 @@ def supernet_cmd(
                 widths = [int(v) for v in max_widths.split(",") if v.strip()]
             except ValueError:
                 raise EvoFusionError(f"--max-widths: expected widths such as 16,32,64, got {max_widths!r}") from None
-        flags = {"data.name": data, "teacher.path": teacher, "supernet.steps": steps, "space.max_widths": widths,
+        flags = {"data.name": data, "teacher.path": teacher, "supernet.steps": steps, "supernet.max_seconds": max_seconds, "space.max_widths": widths,
                  "supernet.max_params": max_params, "data.limit": limit, "seed": seed}
         run = SupernetRun.create(_kind_config(config, flags, no_teacher, set_), run_dir, log=log,
                                  callbacks=_progress(quiet))

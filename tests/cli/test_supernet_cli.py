@@ -52,3 +52,14 @@ def test_bad_supernet_input_exits_2_naming_what_to_fix(tmp_path: Path) -> None:
                             "--run-dir", str(tmp_path / "c")], env={"COLUMNS": "200"})
     assert r.exit_code == 2 and "supernet.run" in r.output
     assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_max_seconds_bounds_the_training_from_the_cli(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["supernet", "--data", "digits", "--limit", "300", "--no-teacher", "--steps", "100000",
+                            "--max-seconds", "2", "--max-widths", "4,8", "--set", "space.widths=[2,4,8]",
+                            "--set", "supernet.checkpoint_every=20", "--run-dir", str(tmp_path / "sn"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert 20 < json.loads(r.stdout)["result"]["steps"] < 100000
+    r = runner.invoke(app, ["supernet", "--data", "digits", "--no-teacher", "--max-seconds", "0",
+                            "--run-dir", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "supernet.max_seconds" in r.output and not (tmp_path / "bad").exists()

@@ -96,3 +96,38 @@ def test_resume_of_a_supernet_run_as_another_kind_names_the_command(tmp_path: Pa
     SupernetRun.create(supernet_config(), tmp_path / "sn", **QUIET).close()
     with pytest.raises(RunStoreError, match="is a supernet run.*evofusion resume"):
         Study.resume(tmp_path / "sn", log=lambda *_: None)
+
+
+def test_max_seconds_replans_the_step_count_from_the_measured_step_time(tmp_path: Path) -> None:
+    cfg = supernet_config() | {"supernet": {**supernet_config()["supernet"], "steps": 1000, "max_seconds": 10.0}}
+    run = SupernetRun.create(cfg, tmp_path / "sn", **QUIET)
+    tr = run.trainer
+    assert tr.total == 1000 and run.time_budget() == 10.0
+    # 10 steps in 1 s, one curve evaluation of 0.5 s: 8.5 s left hold 55 more steps (and their 6 evaluations)
+    tr.step, run.seconds, run.elapsed, run.curve = 10, 1.0, 1.5, [{"step": 10}]
+    run.replan(0.0)
+    assert tr.total == 65
+    run.replan(4.0)  # 4 s more of the current chunk, still at step 10: the plan shrinks
+    assert 10 < tr.total < 65
+    run.cfg = run.cfg.model_copy(update={"supernet": run.cfg.supernet.model_copy(update={"steps": 30})})
+    run.replan(0.0)  # `steps` stays the most
+    assert tr.total == 30
+    run.close()
+
+
+def test_a_run_with_max_seconds_ends_its_schedule_inside_the_budget(tmp_path: Path) -> None:
+    cap = 100_000
+    cfg = supernet_config() | {"supernet": {**supernet_config()["supernet"], "steps": cap, "max_seconds": 3.0}}
+    run = SupernetRun.create(cfg, tmp_path / "sn", **QUIET)
+    run.step()
+    planned = run.trainer.total
+    assert 10 < planned < cap  # re-planned from the first steps' time
+    run.close()
+    run = SupernetRun.resume(tmp_path / "sn", **QUIET)  # the plan is part of the checkpoint
+    assert run.trainer.step == 10 and run.trainer.total == planned
+    summary = run.complete(lambda *_: None)
+    tr = run.trainer
+    assert tr.step == tr.total == summary["steps"] < cap
+    assert 1.0 < run.elapsed < 3.0 * 1.5 + 1.0  # most of the budget used, and not much past it
+    assert tr.opt.param_groups[0]["lr"] < 0.05 * tr.cfg.lr  # the cosine schedule reached its end
+    run.close()

@@ -11,8 +11,9 @@ Every step, on one mini-batch (BigNAS's sandwich rule, OFA's KD from the largest
 
 Random subnets are drawn among those that satisfy ``supernet.max_params`` (the device budget the
 search will use), so the shared weights are trained where the search looks. The learning rate
-follows the project's one schedule (``distill.loop.lr_at``) over ``supernet.steps`` from the step
-count, so training runs in chunks: after every ``checkpoint_every`` steps the run checkpoints
+follows the project's one schedule (``distill.loop.lr_at``) over the planned step count
+(``supernet.steps``; with ``supernet.max_seconds``, re-planned from the measured step time after
+every step so the schedule ends inside the wall clock, never above ``steps``), so training runs in chunks: after every ``checkpoint_every`` steps the run checkpoints
 (weights, AdamW moments, the batch order and every RNG state) and ``evofusion resume`` continues
 exactly. At the end the run directory holds ``supernet.safetensors`` and ``supernet.json`` (the
 spec), which a search names with ``supernet: {run: DIR}`` (see :mod:`evofusion.supernet.score`).
@@ -69,7 +70,10 @@ class SupernetSpaceConfig(Strict):
 
 
 class SupernetTrainSettings(Strict):
-    steps: int = Field(3000, ge=1)  # optimizer steps of the shared weights (each one sandwich)
+    steps: int = Field(3000, ge=1)  # optimizer steps of the shared weights (each one sandwich); with max_seconds the most
+    # wall-clock seconds of training (steps + curve evaluations): the step count is re-planned from the measured
+    # step time after every step so the learning-rate schedule ends inside it (None: exactly `steps` steps)
+    max_seconds: float | None = Field(None, gt=0)
     random_subnets: int = Field(2, ge=0, le=16)  # random subnets per step besides the largest and smallest
     inplace_weight: float = Field(0.5, ge=0, le=1)  # share of a smaller subnet's KD term from the largest
     max_params: int | None = Field(None, ge=1)  # random subnets are drawn among those with <= this many params
@@ -132,6 +136,7 @@ class SandwichTrainer:
         self.opt = make_optimizer(net, self.cfg)
         self.stream = BatchStream(len(x), self.cfg.batch_size, generator)
         self.step = 0
+        self.total = settings.steps  # the planned step count the schedule runs over (see SupernetRun.replan)
         spec = net.spec
         self.largest, self.smallest = spec.largest(), spec.smallest()
         self._params: dict[str, int] = {}
@@ -154,7 +159,7 @@ class SandwichTrainer:
     def train_step(self) -> float:
         """One sandwich step; returns the largest subnet's loss."""
         c, dev = self.cfg, next(self.net.parameters()).device
-        lr = lr_at(c.schedule, c.lr, self.step, max(1, self.settings.steps))
+        lr = lr_at(c.schedule, c.lr, self.step, max(1, self.total))
         for group in self.opt.param_groups:
             group["lr"] = lr
         idx = self.stream.next()
@@ -188,7 +193,7 @@ class SupernetRun(Run):
     then ``complete()``: the run's steps are chunks of ``checkpoint_every`` training steps."""
 
     kind = "supernet"
-    budget_keys = ("supernet.steps",)
+    budget_keys = ("supernet.steps", "supernet.max_seconds")
     keep_checkpoints = 2
 
     def __init__(self, cfg: SupernetConfig, store: RunStore | None, log: Callable[[str], Any] = print,
@@ -280,23 +285,49 @@ class SupernetRun(Run):
         return self.trainer.net
 
     def done(self) -> bool:
-        return self.trainer.step >= self.cfg.supernet.steps
+        return self.trainer.step >= self.trainer.total
 
     def progress(self) -> tuple[int, int | None, str]:
-        return self.trainer.step, self.cfg.supernet.steps, "step"
+        return self.trainer.step, self.trainer.total, "step"
+
+    def time_budget(self) -> float | None:
+        return self.cfg.supernet.max_seconds
+
+    def replan(self, chunk_seconds: float) -> None:
+        """With ``supernet.max_seconds``: the step count that ends inside it, from the time a step has
+        taken so far and the curve evaluations still due (their mean time so far; none measured yet:
+        two steps' worth each); at most ``supernet.steps``, never below the steps already taken."""
+        s, tr = self.cfg.supernet, self.trainer
+        if s.max_seconds is None or tr.step == 0:
+            return
+        trained = self.seconds + chunk_seconds
+        per_step = trained / tr.step
+        evals = len(self.curve)
+        per_eval = (self.elapsed - self.seconds) / evals if evals else 2 * per_step
+        left = s.max_seconds - self.elapsed - chunk_seconds
+        lo, hi = 0, s.steps - tr.step  # bisect the most further steps whose time and evaluations fit in `left`
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            due = -(-(tr.step + mid) // s.checkpoint_every) - evals  # chunks still to end, each with an evaluation
+            if mid * per_step + due * per_eval <= left:
+                lo = mid
+            else:
+                hi = mid - 1
+        tr.total = tr.step + lo
 
     def _step(self) -> list[Any]:
         s, tr = self.cfg.supernet, self.trainer
-        n = min(s.checkpoint_every, s.steps - tr.step)
+        end = min(tr.step + s.checkpoint_every, tr.total)
         t0 = time.perf_counter()
         loss = float("nan")
-        for _ in range(n):
+        while tr.step < min(end, tr.total):
             loss = tr.train_step()
+            self.replan(time.perf_counter() - t0)
         self.seconds += time.perf_counter() - t0
         big, small = (self.subnet_accuracy(g) for g in (tr.largest, tr.smallest))
         self.curve.append({"step": tr.step, "loss": round(loss, 5), "largest": round(big, 5),
                            "smallest": round(small, 5), "seconds": round(self.seconds, 2)})
-        self.log(f"supernet step {tr.step}/{s.steps}: loss {loss:.4f}, val acc largest {big:.4f}, smallest "
+        self.log(f"supernet step {tr.step}/{tr.total}: loss {loss:.4f}, val acc largest {big:.4f}, smallest "
                  f"{small:.4f} ({self.seconds:.0f} s)")
         return []
 
@@ -351,7 +382,7 @@ class SupernetRun(Run):
         tr = self.trainer
         return json.loads(json.dumps({
             "step": tr.step, "stream_pos": tr.stream.pos, "generator": generator_state_to_str(tr.generator),
-            "rng": tr.rng.bit_generator.state, "curve": self.curve, "seconds": self.seconds}))
+            "rng": tr.rng.bit_generator.state, "curve": self.curve, "seconds": self.seconds, "planned": tr.total}))
 
     def _load_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         tr = self.trainer
@@ -364,6 +395,8 @@ class SupernetRun(Run):
         tr.rng.bit_generator.state = state["rng"]
         tr.step = int(state["step"])
         self.curve, self.seconds = list(state["curve"]), float(state["seconds"])
+        s = self.cfg.supernet  # a budget changed on resume: the plan follows it (re-planned at the next step)
+        tr.total = s.steps if s.max_seconds is None else max(tr.step, min(int(state.get("planned", s.steps)), s.steps))
 
 
 def calibration_batches(x: torch.Tensor, n_batches: int, batch_size: int, seed: int = 0) -> list[torch.Tensor]:
