@@ -336,10 +336,10 @@ def main() -> None:
     ap.add_argument("--rungs", type=int, nargs="+", default=[150, 450, 1350, 4050])
     ap.add_argument("--eta", type=float, default=3.0)
     ap.add_argument("--supernet-widths", type=int, nargs="+", default=[16, 32, 64])  # the supernet's max widths
-    ap.add_argument("--supernet-share", type=float, default=0.76)  # share of the budget spent training it
+    ap.add_argument("--supernet-share", type=float, default=0.55)  # share of the budget spent training it
     ap.add_argument("--supernet-val", type=int, default=1000)  # val examples a subnet is scored on
-    ap.add_argument("--supernet-finetune", type=float, default=0.14)  # share of the budget: KD fine-tune of winners
-    ap.add_argument("--supernet-finetune-k", type=int, default=8)  # winners spread along the front fine-tuned
+    ap.add_argument("--supernet-finetune", type=float, default=0.35)  # share of the budget: KD fine-tune of winners
+    ap.add_argument("--supernet-finetune-k", type=int, default=12)  # winners spread along the front fine-tuned
     # how the fine-tune seconds are shared: the same step count for every winner, or the same seconds
     ap.add_argument("--supernet-finetune-split", choices=["steps", "time"], default="time")
     ap.add_argument("--arms", nargs="+", default=["ef_mf", "optuna", "ef_nomf", "ef_random", "ef_fixed"])
