@@ -317,7 +317,7 @@ class SupernetRun(Run):
 
     def _step(self) -> list[Any]:
         s, tr = self.cfg.supernet, self.trainer
-        end = min(tr.step + s.checkpoint_every, tr.total)
+        end = tr.step + s.checkpoint_every  # or the plan's end, which replan may move during the chunk
         t0 = time.perf_counter()
         loss = float("nan")
         while tr.step < min(end, tr.total):
