@@ -43,9 +43,16 @@ class SearchSpace:
     # retry until it holds, so evaluations are not spent on candidates known to be infeasible
     admissible: Callable[[Genome], bool] | None = field(default=None, compare=False, repr=False)
     admissible_tries: int = 200  # draws before sample() gives up and returns the last one
+    # optional deterministic map applied to every sampled genome and every child before the
+    # admissibility check (e.g. pruning's budget fill: scale keep ratios up to a parameter target)
+    repair: Callable[[Genome], Genome] | None = field(default=None, compare=False, repr=False)
 
     def admits(self, genome: Genome) -> bool:
         return self.admissible is None or bool(self.admissible(genome))
+
+    def repaired(self, genome: Genome) -> Genome:
+        """``genome`` after the space's ``repair`` (itself when there is none)."""
+        return genome if self.repair is None else self.repair(genome)
 
     def _task(self) -> dict[str, int]:
         return {"in_channels": self.in_channels, "input_size": self.input_size,
@@ -64,11 +71,11 @@ class SearchSpace:
     def sample(self, rng: np.random.Generator) -> Genome:
         """A uniformly random genome of this space that validates and, when the space has an
         ``admissible`` predicate, satisfies it (the last draw after ``admissible_tries`` otherwise)."""
-        genome = self._sample_valid(rng)
+        genome = self.repaired(self._sample_valid(rng))
         for _ in range(self.admissible_tries - 1):
             if self.admits(genome):
                 break
-            genome = self._sample_valid(rng)
+            genome = self.repaired(self._sample_valid(rng))
         return genome
 
     def _sample_valid(self, rng: np.random.Generator) -> Genome:

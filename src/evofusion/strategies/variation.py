@@ -79,7 +79,8 @@ class Variation:
     crossover result with another mutation (operators not yet tried first), up to ``MAX_RETRIES``
     times, after which the last one is accepted (an inadmissible one is replaced by a fresh
     admissible sample without parents). An operator answering ``{"noop": True}`` counts
-    as no change and is not recorded in the proposal.
+    as no change and is not recorded in the proposal. Every candidate child first goes through the
+    space's ``repair`` (``SearchSpace.repaired``), so the checks see the genome that is proposed.
     """
 
     def __init__(self, space: SearchSpace, crossover_prob: float = 0.9, mutation_prob: float = 1.0,
@@ -131,7 +132,7 @@ class Variation:
             op = self.crossovers[int(rng.integers(len(self.crossovers)))]
             child, info = op.apply_with_info(parents[0].genome, parents[1].genome, rng=rng)
             if not info.get("noop"):
-                base, used = child, [parents[0], parents[1]]
+                base, used = self.space.repaired(child), [parents[0], parents[1]]
                 base_ops, base_args = [op.name], {op.name: info}
 
         genome, op_name, info = base, None, None
@@ -166,4 +167,4 @@ class Variation:
         child, info = op.apply_with_info(base, rng=rng)
         if info.get("noop"):
             return base, op.name, None
-        return child, op.name, info
+        return self.space.repaired(child), op.name, info
