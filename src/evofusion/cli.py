@@ -839,6 +839,9 @@ def prune(
                                                    "accuracy,params,flops,latency_ms,compression")] = None,
     encoding: Annotated[str, typer.Option("--encoding", help="channel | block | layer")] = "channel",
     levels: Annotated[int, typer.Option("--levels", help="block: chunks per group; layer: ratio steps")] = 8,
+    fill_budget: Annotated[bool | None, typer.Option("--fill-budget/--no-fill-budget", help="scale every "
+                           "candidate's keep ratios up to --target-params (default: on with --encoding layer "
+                           "and --target-params)")] = None,
     init: Annotated[str, typer.Option("--init", help="l1 | taylor | random: seeds the first population")] = "l1",
     strategy: Annotated[str | None, typer.Option("--strategy", help="ga | nsga2 | random | regularized")] = None,
     population: Annotated[int, typer.Option("--population")] = 8,
@@ -871,7 +874,7 @@ def prune(
                           generations=generations, steps=steps, final_epochs=final_epochs, noise=noise, seed=seed,
                           data_dir=data_dir, limit=limit, run_dir=run_dir, resume_dir=resume_dir,
                           overrides=_parse_set(set_ or []), log=log, callbacks=_progress(quiet),
-                          max_drop=max_drop, teacher_module=teacher_module)
+                          max_drop=max_drop, teacher_module=teacher_module, fill_budget=fill_budget)
         _complete("prune", study, quiet, as_json)
     except EvoFusionError as e:
         _fail(e)

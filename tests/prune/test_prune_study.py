@@ -7,33 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from evofusion.config import validate_config
-from evofusion.data import load_dataset
 from evofusion.errors import ConfigError, RunStoreError, TeacherError
 from evofusion.genome.prune import PruneGenome
 from evofusion.prune import PruneStudy
-from evofusion.teachers import train_teacher
 from evofusion.viz import write_html_report
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    d = tmp_path_factory.mktemp("teacher") / "small_cnn"
-    splits = load_dataset("digits", limit=300)
-    train_teacher("small_cnn", splits, 6, d, width=0.5, seed=0)
-    return d
-
-
-def _cfg(**over: Any) -> Any:
-    base: dict[str, Any] = {"seed": 3, "generations": 2, "data": {"name": "digits", "limit": 300},
-                            "distill": {"steps": 8, "batch_size": 64, "patience": 2}, "final": {"epochs": 1},
-                            "strategy": {"name": "ga", "population": 4, "params": {"elitism": 1}},
-                            "objectives": {"names": ["accuracy"]}, "inherit_weights": False}
-    base.update(over)
-    return validate_config(base)
+from tests.prune.conftest import _cfg, full_and_stopped
 
 
 def _quiet(*a: Any) -> None:
@@ -68,13 +47,7 @@ def test_ga_run_finds_a_feasible_ticket_and_reports_it(teacher_dir: Path, tmp_pa
 
 def test_resumed_run_equals_uninterrupted(teacher_dir: Path, tmp_path: Path) -> None:
     prune = {"teacher": str(teacher_dir), "target_params": 1200, "eval_every": 4}
-    full = PruneStudy.create(_cfg(), tmp_path / "full", prune=prune, log=_quiet)
-    full.optimize()
-    a = [(r["genome_hash"], r["objective_values"].get("accuracy")) for r in full.store.candidates()]
-    full.close()
-    part = PruneStudy.create(_cfg(generations=1), tmp_path / "part", prune=prune, log=_quiet)
-    part.optimize()
-    part.close()
+    a = full_and_stopped(prune, tmp_path)
     with pytest.raises(RunStoreError, match="pruning run"):  # the plain Study refuses a pruning run
         from evofusion.engine import Study
 

@@ -28,6 +28,11 @@ class PruneSpace(SearchSpace):
     importance_fraction: float = 0.5  # [0, 1] share of samples seeded from ``scores``
     keep_range: tuple[float, float] = (0.1, 0.6)  # (0, 1] kept share of channels drawn per sample
     noise: float = 0.02  # [0, 1] flip probability per gene of an importance-seeded sample
+    # layer encoding only: random keep-ratio profiles. A sample's ratio for a group of size s is
+    # q * (s / smallest group) ** -tilt * exp(N(0, shape_sigma)), tilt ~ U(tilt_range): profiles from
+    # "thin layers keep more" (tilt > 0) to uniform (tilt 0), with per-layer log-normal jitter
+    shape_sigma: float = 0.0  # >= 0
+    tilt_range: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         if self.template is None:
@@ -37,6 +42,9 @@ class PruneSpace(SearchSpace):
             raise ValueError(f"keep_range must satisfy 0 < lo <= hi <= 1, got {self.keep_range}")
         if self.scores and len(self.scores) != len(self.template.groups):
             raise ValueError(f"scores has {len(self.scores)} groups, the template {len(self.template.groups)}")
+        if self.shape_sigma < 0 or self.tilt_range[0] > self.tilt_range[1]:
+            raise ValueError(f"shape_sigma must be >= 0 and tilt_range (lo, hi) with lo <= hi, got "
+                             f"{self.shape_sigma}, {self.tilt_range}")
 
     def _sample_valid(self, rng: np.random.Generator) -> Any:
         t = self.template
@@ -46,6 +54,11 @@ class PruneSpace(SearchSpace):
             return self.from_masks(self.importance_masks(q), rng)
         if t.binary:
             genes = (rng.random(len(t.genes)) < q).astype(int)
+        elif self.shape_sigma > 0 or self.tilt_range != (0.0, 0.0):
+            size = np.asarray(t.groups, dtype=float)
+            tilt = float(rng.uniform(*self.tilt_range))
+            ratio = q * (size / size.min()) ** -tilt * np.exp(rng.normal(0, self.shape_sigma, len(size)))
+            genes = np.clip(np.round(ratio * t.levels), 1, t.levels).astype(int)
         else:
             genes = np.clip(np.round(q * t.levels + rng.normal(0, 1, len(t.genes))), 1, t.levels).astype(int)
         return t.with_genes(genes.tolist())

@@ -42,7 +42,8 @@ def prune_run(*, teacher: str | None, data: str | None, target_params: int | Non
               encoding: str, levels: int, init: str, strategy: str | None, population: int, generations: int | None,
               steps: int, final_epochs: float, noise: str, seed: int, data_dir: str | None, limit: int | None,
               run_dir: Path, resume_dir: Path | None, overrides: dict[str, Any], log: Any = print,
-              callbacks: Sequence[Any] = (), max_drop: float = 0.10, teacher_module: str | None = None) -> PruneStudy:
+              callbacks: Sequence[Any] = (), max_drop: float = 0.10, teacher_module: str | None = None,
+              fill_budget: bool | None = None) -> PruneStudy:
     """The pruning run the flags describe, created (or resumed from ``resume_dir``), not yet run.
 
     Defaults: with ``target_params`` a single-objective GA (accuracy under ``params <= N``);
@@ -76,6 +77,6 @@ def prune_run(*, teacher: str | None, data: str | None, target_params: int | Non
         cfg = validate_config(d)
         pcfg = validate_prune_config({"teacher": teacher, "teacher_module": teacher_module, "encoding": encoding, "levels": levels, "init": init,
                                       "target_params": target_params, "noise_levels": _noise(noise),
-                                      "max_drop": max_drop})
+                                      "max_drop": max_drop, "fill_budget": fill_budget})
         study = PruneStudy.create(cfg, run_dir, prune=pcfg, log=log, callbacks=callbacks)
     return study

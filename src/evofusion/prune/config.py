@@ -23,6 +23,11 @@ class PruneConfig(BaseModel):
     importance_fraction: float = Field(0.5, ge=0, le=1)  # share of initial samples seeded from importance
     keep_range: tuple[float, float] | None = None  # kept share of channels per sample; None = from target
     target_params: int | None = Field(None, ge=1)  # hard limit: params <= N
+    # layer encoding + target: scale every candidate's keep ratios up to the target (prune/budget.py),
+    # so the GA compares allocations at equal params; None = on exactly when both are given
+    fill_budget: bool | None = None
+    shape_sigma: float = Field(0.3, ge=0, le=3)  # layer encoding: log-normal jitter of sampled keep ratios
+    tilt_range: tuple[float, float] = (0.0, 1.0)  # layer encoding: sampled size tilt (thin layers keep more)
     tolerance: float = Field(0.005, ge=0, le=1)  # without a target: winner = most compressed within this of the best
     val_limit: int | None = Field(2000, ge=10)  # validation examples that score candidates in the search
     eval_every: int = Field(100, ge=0)  # steps between validations of the short fine-tune (early stopping)
@@ -35,9 +40,21 @@ class PruneConfig(BaseModel):
     def _check(self) -> PruneConfig:
         if self.keep_range is not None and not 0 < self.keep_range[0] <= self.keep_range[1] <= 1:
             raise ValueError(f"keep_range must satisfy 0 < lo <= hi <= 1, got {list(self.keep_range)}")
+        if self.fill_budget and (self.encoding != "layer" or self.target_params is None):
+            raise ValueError("fill_budget scales per-layer keep ratios up to the parameter target: it needs "
+                             "encoding 'layer' and target_params (or leave fill_budget unset)")
+        if self.tilt_range[0] > self.tilt_range[1]:
+            raise ValueError(f"tilt_range must be (lo, hi) with lo <= hi, got {list(self.tilt_range)}")
         if any(s < 0 for s in self.noise_levels):
             raise ValueError("noise_levels must be >= 0")
         return self
+
+    @property
+    def fills_budget(self) -> bool:
+        """Whether candidates are scaled up to ``target_params`` (explicit, or auto for layer + target)."""
+        if self.fill_budget is not None:
+            return self.fill_budget
+        return self.encoding == "layer" and self.target_params is not None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

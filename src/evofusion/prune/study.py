@@ -32,6 +32,7 @@ from evofusion.genome.prune import PruneGenome
 from evofusion.genome.prune_space import PruneSpace
 from evofusion.objectives.base import STATIC_METRICS, ObjectiveSet
 from evofusion.objectives.metrics import count_params, measure_latency_ms
+from evofusion.prune.budget import BudgetFill
 from evofusion.prune.config import PruneConfig, validate_prune_config
 from evofusion.prune.evaluate import evaluate_prune, pruning_metrics
 from evofusion.prune.graph import group_importance, prunable_groups
@@ -158,6 +159,11 @@ def setup_prune(cfg: SearchConfig, pcfg: PruneConfig, splits: DataSplits | None 
         k_rand = keep_for_params(space, pcfg.target_params, False)
         space = dataclasses.replace(space, keep_range=(max(1e-3, 0.8 * min(k_imp, k_rand)),
                                                        min(1.0, 1.05 * max(k_imp, k_rand))))
+    if pcfg.encoding == "layer":
+        space = dataclasses.replace(space, shape_sigma=pcfg.shape_sigma, tilt_range=tuple(pcfg.tilt_range))
+    if pcfg.fills_budget:
+        assert pcfg.target_params is not None
+        space = dataclasses.replace(space, repair=BudgetFill(pcfg.target_params))
     if any(c.name in STATIC_METRICS for c in objectives.constraints):
         space = dataclasses.replace(space, admissible=ParamsFeasibility(objectives, extra))
     known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -178,10 +184,11 @@ def setup_prune(cfg: SearchConfig, pcfg: PruneConfig, splits: DataSplits | None 
             "test_accuracy": float((test_logits.argmax(1) == torch.as_tensor(splits.test.y)).float().mean())
             if len(splits.test) else None,
             "groups": [{"root": g.root, "size": g.size, "members": list(g.members)} for g in groups],
-            "keep_range": list(space.keep_range)}
+            "keep_range": list(space.keep_range), "fill_budget": pcfg.fills_budget}
     log(f"teacher {meta['arch']} (width {meta.get('width', 1.0)}): {int(tm['params'])} params, "
         f"{len(groups)} channel groups ({sum(template.groups)} channels), {len(template.genes)} genes "
-        f"({pcfg.encoding}); keep range {space.keep_range[0]:.3f}-{space.keep_range[1]:.3f}")
+        f"({pcfg.encoding}); keep range {space.keep_range[0]:.3f}-{space.keep_range[1]:.3f}"
+        + (f"; every candidate scaled up to {pcfg.target_params} params (budget fill)" if pcfg.fills_budget else ""))
     return StudySetup(splits, teacher, ctx, space, objectives, info)
 
 
@@ -233,7 +240,11 @@ class PruneStudy(Study):
         store = cls._reopen(run_dir)
         try:
             cfg, change = cls._resume_config(store, overrides, allow_config_change, validate_config)
-            pcfg = validate_prune_config(store.get_meta("prune"))
+            stored = dict(store.get_meta("prune"))
+            # a run created before the budget fill and shaped sampling existed resumes as it ran
+            for key, before in (("fill_budget", False), ("shape_sigma", 0.0), ("tilt_range", (0.0, 0.0))):
+                stored.setdefault(key, before)
+            pcfg = validate_prune_config(stored)
             setup = setup_prune(cfg, pcfg, splits, log)
             cls._check_data(store, setup.splits.fingerprint())
             study = cls(cfg, pcfg, store, setup, callbacks, executor)
