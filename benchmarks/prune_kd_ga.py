@@ -13,6 +13,11 @@ width 0.25), on Fashion-MNIST:
 3. Random masks: the same per-group shares, channels drawn at random (``--random-draws``, mean).
 4. Scratch: the ticket's architecture from a random initialization, the same KD fine-tune.
 
+With ``--encoding layer --levels L`` the genome is one keep-ratio level per group instead of channel
+bits and (default) every candidate is scaled up to the target (``prune/budget.py``), so the GA
+compares allocations at equal parameters; ``--tilt-baseline`` adds the hand rule "thin layers keep
+more" (L1-ranked) at the ticket's parameters, so a win is not just that rule.
+
 Every baseline gets the ticket's whole training budget: the same short in-search KD fine-tune,
 then the same final KD fine-tune. All KD uses cached teacher logits; the final numbers are on the full 10k test set. Wall-time budget:
 about 25-35 min per teacher on one busy CPU thread with the defaults (``torch.set_num_threads(1)``).
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +49,7 @@ from evofusion.prune.baselines import (
     kd_finetune,
     match_params,
     random_masks,
+    tilted_masks,
     uniform_masks,
 )
 from evofusion.prune.evaluate import pruned_from_teacher
@@ -90,12 +97,20 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--final-epochs", type=float, default=3.0)
     ap.add_argument("--random-draws", type=int, default=2)
+    ap.add_argument("--encoding", default="channel", choices=["channel", "block", "layer"])
+    ap.add_argument("--levels", type=int, default=8, help="block: chunks per group; layer: keep-ratio steps")
+    ap.add_argument("--fill-budget", default=None, choices=["on", "off"],
+                    help="scale candidates up to the target (default: on exactly with --encoding layer)")
+    ap.add_argument("--importance-fraction", type=float, default=0.5)
+    ap.add_argument("--tilt-baseline", type=float, default=0.5, help="also row 'size-tilted L1' with this "
+                    "tilt (a group of size s keeps r * (s/smallest)^-tilt; 0 = leave the row out)")
     ap.add_argument("--out", default="bench_runs/prune")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true", help="only the winning ticket (a compression scan)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     t_start = time.perf_counter()
+    load_start = os.getloadavg()
     out = Path(a.out) / f"{a.name}-t{a.target_frac}-s{a.seed}"
     cfg = validate_config({
         "data": {"name": a.data}, "seed": a.seed, "generations": a.generations, "threads": 1,
@@ -107,7 +122,9 @@ def main() -> int:
     })
     from evofusion.teachers import Teacher
 
-    pcfg = {"target_params": None, "init": "l1", "importance_fraction": 0.5, "val_limit": 2000, "eval_every": 100}
+    pcfg = {"target_params": None, "init": "l1", "importance_fraction": a.importance_fraction, "val_limit": 2000,
+            "eval_every": 100, "encoding": a.encoding, "levels": a.levels,
+            "fill_budget": None if a.fill_budget is None else a.fill_budget == "on"}
     if a.user_net:  # a network outside the zoo, trained by this benchmark (cached in --out)
         out.mkdir(parents=True, exist_ok=True)
         pcfg.update(teacher=str(train_user_net(out, a.data, a.user_epochs, a.seed)),
@@ -156,6 +173,11 @@ def main() -> int:
         ratio, g_l1 = match_params(template, lambda r: uniform_masks(space.scores, r), ticket_params)
         m = pruned_from_teacher(g_l1, weights)
         row("uniform L1 + KD", kd_finetune(m, arrays, tcfg, seed=1, pre=pre, pre_val_limit=vl), m)
+        if a.tilt_baseline:
+            g_t = match_params(template, lambda r: tilted_masks(space.scores, r, a.tilt_baseline), ticket_params)[1]
+            m = pruned_from_teacher(g_t, weights)
+            row(f"size-tilted L1 (tilt {a.tilt_baseline:g}) + KD",
+                kd_finetune(m, arrays, tcfg, seed=1, pre=pre, pre_val_limit=vl), m)
         rand = []
         for d in range(a.random_draws):
             g_r = match_params(template, lambda r, d=d: random_masks(template.groups, r, np.random.default_rng(100 + d)),
@@ -201,6 +223,8 @@ def main() -> int:
     print(f"\nsearch {search_s:.0f} s ({study.store.count()} candidates), final fine-tune {final_s:.0f} s, "
           f"total {time.perf_counter() - t_start:.0f} s; latency teacher {t['latency_ms']:.3f} ms, "
           f"ticket {k['latency_ms']:.3f} ms (batch 1, 1 thread)")
+    print(f"load average at the end (1/5/15 min): {' / '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+          f"at the start: {' / '.join(f'{v:.2f}' for v in load_start)}")
     study.close()
     return 0
 

@@ -43,6 +43,17 @@ def uniform_masks(scores: Sequence[Sequence[float]], ratio: float) -> list[np.nd
     return out
 
 
+def tilted_masks(scores: Sequence[Sequence[float]], ratio: float, tilt: float) -> list[np.ndarray]:
+    """Like ``uniform_masks`` but a group of size ``s`` keeps ``ratio * (s / smallest) ** -tilt`` of its
+    channels (capped at all): the hand rule "thin layers keep more" (``tilt`` 0 = uniform)."""
+    sizes = np.asarray([len(s) for s in scores], dtype=float)
+    shares = np.minimum(1.0, ratio * (sizes / sizes.min()) ** -float(tilt))
+    out = []
+    for s, r in zip(scores, shares, strict=True):
+        out += uniform_masks([s], float(r))
+    return out
+
+
 def random_masks(sizes: Sequence[int], ratio: float, rng: np.random.Generator) -> list[np.ndarray]:
     """Keep ``ratio`` of every group's channels (at least one), chosen uniformly at random."""
     out = []
