@@ -88,6 +88,7 @@ class DashboardServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    block_on_close = False  # Ctrl-C / close() do not wait for handler threads (daemons, idle keep-alives)
     request_queue_size = 16
 
     def __init__(self, run_dir: Path, host: str, port: int, poll_seconds: float, compare: list[Path] = ()):
