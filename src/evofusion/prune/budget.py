@@ -67,7 +67,8 @@ class BudgetFill:
         top = self.scaled(genome, hi)
         if self.fits(top):
             return top
-        best = self.scaled(genome, lo) if self.fits(self.scaled(genome, lo)) else None
+        floor = self.scaled(genome, lo)
+        best = floor if self.fits(floor) else None
         for _ in range(self.iters):
             mid = (lo + hi) / 2
             cand = self.scaled(genome, mid)
