@@ -112,6 +112,16 @@ def test_even_step_count_gives_every_winner_the_same_steps_and_passes_on_a_cappe
     assert study_mod.even_step_count([], 100.0) == 0
 
 
+def test_even_step_replan_keeps_the_count_through_noise_and_lowers_it_past_the_margin() -> None:
+    a, b = _probe(0.01, 10**6), _probe(0.01, 10**6)
+    common = study_mod.even_step_count([a, b], 100.0)
+    assert common == 4500  # 90 s for two winners of 0.01 s a step
+    # the first winner ran 11% over its 45 s (timing noise, inside the 10% margin of the phase): kept
+    assert min(common, study_mod.even_step_count([b], 100.0 - 50.0, margin=1.0)) == common
+    # it ran 60 s: what is left cannot hold 4500 more steps, so the second winner gets fewer
+    assert min(common, study_mod.even_step_count([b], 100.0 - 60.0, margin=1.0)) == 4000
+
+
 def test_split_steps_probes_every_winner_and_trains_them_to_one_step_count(tmp_path: Path, monkeypatch) -> None:
     cfg = tiny_config(**{"final.top_k": 0, "final.max_seconds": 12.0, "final.steps": 10**6, "final.split": "steps",
                          "final.patience": 0})

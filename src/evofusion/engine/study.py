@@ -607,8 +607,9 @@ class Study(Run):
                     t0 = time.perf_counter()
                     common = even_step_count(list(probes.values()), left)
                 pending = [probes[c] for c in todo[i:] if c in probes]
-                # re-planned after each winner: one that ran long lowers the count of those after it
-                common = min(common, even_step_count(pending, left))
+                # re-planned after each winner from the time really left, margin spent: only a winner that
+                # ran past the plan's 10% margin lowers the count of those after it, not timing noise
+                common = min(common, even_step_count(pending, left, margin=1.0))
                 steps = min(probes[cid].planned, common)
                 if steps < 1:
                     log(f"final fine-tune of candidate {cid} skipped: final.max_seconds left {max(left, 0):.1f} s "
@@ -690,11 +691,12 @@ def probe_step(model: torch.nn.Module, arrays: dict[str, Any], cfg: Any, feature
     return StepProbe(step_s, eval_s, cfg.plan(len(arrays["train_y"]))[1], time.perf_counter() - t0)
 
 
-def even_step_count(probes: Sequence[StepProbe], seconds: float) -> int:
+def even_step_count(probes: Sequence[StepProbe], seconds: float, margin: float = 0.9) -> int:
     """The largest step count N such that every probed winner training min(N, its plan) steps, plus its
-    evaluations, ends within ``seconds`` in all (with a 10% margin). A winner capped at its plan leaves
-    the rest to the others. 0 when not even one step each fits; the largest plan when all plans fit."""
-    budget = seconds * 0.9
+    evaluations, ends within ``margin * seconds`` in all (a 10% margin by default). A winner capped at
+    its plan leaves the rest to the others. 0 when not even one step each fits; the largest plan when
+    all plans fit."""
+    budget = seconds * margin
     top = max((p.planned for p in probes), default=0)
     if not probes or sum(p.cost(1) for p in probes) > budget:
         return 0
