@@ -16,7 +16,7 @@ from evofusion.genome.prune import PruneGenome
 from evofusion.genome.prune_space import PruneSpace
 from evofusion.prune import PruneStudy
 from evofusion.prune.baselines import tilted_masks, uniform_masks
-from evofusion.prune.budget import BudgetFill, pruned_params
+from evofusion.prune.budget import BudgetFill, largest_fitting, pruned_params
 from evofusion.prune.config import validate_prune_config
 from evofusion.strategies import COMPLETE, Result, Variation
 from tests.prune.conftest import _cfg, full_and_stopped, quiet, rows_of
@@ -63,6 +63,19 @@ def test_fill_returns_the_top_when_it_fits_and_the_floor_when_nothing_does() -> 
     assert BudgetFill(full + 10)(t.with_genes([1] * 12)).genes == t.genes
     floor = BudgetFill(1)(t.with_genes([8] * 12))
     assert floor.genes == tuple([1] * 12)
+
+
+def test_largest_fitting_bisects_to_the_last_point_that_fits() -> None:
+    calls: list[float] = []
+
+    def fits(x: float) -> bool:
+        calls.append(x)
+        return x <= 0.3
+
+    x = largest_fitting(fits, 0.0, 1.0, 20)
+    assert 0.3 - 1e-5 < x <= 0.3 and len(calls) == 20
+    assert largest_fitting(lambda _: False, 0.25, 1.0, 8) == 0.25  # none fits: the floor, not probed
+    assert largest_fitting(lambda _: True, 0.0, 1.0, 10) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_fill_bad_input_names_the_setting() -> None:

@@ -17,6 +17,7 @@ from evofusion.config import SearchConfig
 from evofusion.distill.loop import TrainConfig, evaluate_accuracy, train
 from evofusion.genome.prune import PruneGenome
 from evofusion.objectives.metrics import count_params
+from evofusion.prune.budget import largest_fitting
 from evofusion.prune.model import build_pruned
 
 MaskFn = Callable[[float], list[np.ndarray]]
@@ -73,14 +74,9 @@ def channel_genome(template: PruneGenome, masks: Sequence[np.ndarray]) -> PruneG
 def match_params(template: PruneGenome, make: MaskFn, target: float) -> tuple[float, PruneGenome]:
     """The largest uniform keep ratio whose pruned network has at most ``target`` parameters
     (bisection), with its genome."""
-    lo, hi = 1e-3, 1.0
-    for _ in range(16):
-        mid = (lo + hi) / 2
-        if count_params(build_pruned(channel_genome(template, make(mid)))) > target:
-            hi = mid
-        else:
-            lo = mid
-    return lo, channel_genome(template, make(lo))
+    keep = largest_fitting(lambda k: count_params(build_pruned(channel_genome(template, make(k)))) <= target,
+                           1e-3, 1.0, 16)
+    return keep, channel_genome(template, make(keep))
 
 
 def kd_finetune(model: nn.Module, arrays: dict[str, torch.Tensor], tcfg: TrainConfig, seed: int,

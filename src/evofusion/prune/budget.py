@@ -26,6 +26,19 @@ from evofusion.objectives.metrics import count_params
 from evofusion.prune.model import build_pruned
 
 
+def largest_fitting(fits: Callable[[float], bool], lo: float, hi: float, iters: int) -> float:
+    """The largest ``x`` in ``[lo, hi]`` with ``fits(x)`` found by ``iters`` bisection steps, for a
+    ``fits`` that is true below some point and false above it. ``lo`` when no probed point fits
+    (``fits(lo)`` itself is not called: the caller knows what its floor means)."""
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def pruned_params(genome: PruneGenome) -> int:
     """Parameters of the pruned network ``genome`` describes (built without weights)."""
     return int(count_params(build_pruned(genome)))
@@ -67,16 +80,9 @@ class BudgetFill:
         top = self.scaled(genome, hi)
         if self.fits(top):
             return top
-        floor = self.scaled(genome, lo)
-        best = floor if self.fits(floor) else None
-        for _ in range(self.iters):
-            mid = (lo + hi) / 2
-            cand = self.scaled(genome, mid)
-            if self.fits(cand):
-                lo, best = mid, cand
-            else:
-                hi = mid
-        return best
+        c = largest_fitting(lambda x: self.fits(self.scaled(genome, x)), lo, hi, self.iters)
+        found = self.scaled(genome, c)  # memoized params: fits() does not build it again
+        return found if self.fits(found) else None
 
     def __call__(self, genome: PruneGenome) -> PruneGenome:
         """The repaired genome: fits the target and no common scale-up of it does (a fixed point:

@@ -32,7 +32,7 @@ from evofusion.genome.prune import PruneGenome
 from evofusion.genome.prune_space import PruneSpace
 from evofusion.objectives.base import STATIC_METRICS, ObjectiveSet
 from evofusion.objectives.metrics import count_params, measure_latency_ms
-from evofusion.prune.budget import BudgetFill
+from evofusion.prune.budget import BudgetFill, largest_fitting
 from evofusion.prune.config import PruneConfig, validate_prune_config
 from evofusion.prune.evaluate import evaluate_prune, pruning_metrics
 from evofusion.prune.graph import group_importance, prunable_groups
@@ -74,15 +74,8 @@ def _params_at(space: PruneSpace, keep: float, importance: bool, rng: np.random.
 
 def keep_for_params(space: PruneSpace, target: float, importance: bool, seed: int = 0) -> float:
     """Kept channel share whose pruned network has about ``target`` parameters (bisection)."""
-    lo, hi = 1e-3, 1.0
     rng = np.random.default_rng(seed)
-    for _ in range(14):
-        mid = (lo + hi) / 2
-        if _params_at(space, mid, importance, rng) > target:
-            hi = mid
-        else:
-            lo = mid
-    return lo
+    return largest_fitting(lambda k: _params_at(space, k, importance, rng) <= target, 1e-3, 1.0, 14)
 
 
 def _objectives(cfg: SearchConfig, pcfg: PruneConfig) -> ObjectiveSet:
