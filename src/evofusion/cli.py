@@ -463,12 +463,26 @@ def dashboard(
         import webbrowser
 
         webbrowser.open(server.url)
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM end a foreground server cleanly (exit 0, socket closed). Installed
+    explicitly: a process started in the background by a non-interactive shell inherits SIGINT as
+    *ignored*, and Python then installs no KeyboardInterrupt handler, so `kill -INT` did nothing."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
 
 
 @app.command()

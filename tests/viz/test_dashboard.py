@@ -187,18 +187,29 @@ def test_polling_reader_never_disturbs_a_running_search(tmp_path: Path) -> None:
     assert len(counts) >= 4 and counts == sorted(counts) and counts[-1] == 16
 
 
-def test_cli_dashboard_serves_until_interrupted(finished_run: Path) -> None:
+def _ignore_sigint() -> None:  # what a non-interactive shell does to a command it starts with `&`
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_dashboard_serves_until_interrupted(finished_run: Path, sig: int, inherited: str) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "from evofusion.cli import main; main()", "dashboard", str(finished_run),
                              "--port", "0", "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=_ignore_sigint if inherited == "ignored" else None)
     try:
         line = proc.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+/", line)
         assert url, line + proc.stderr.read()
         assert len(json.loads(get(url.group(0) + "api/data")[2])["candidates"]) == 8
     finally:
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=30)
+        proc.send_signal(sig)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
     assert rc == 0
 
 
