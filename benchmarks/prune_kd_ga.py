@@ -55,6 +55,8 @@ from evofusion.prune.baselines import (
 from evofusion.prune.evaluate import pruned_from_teacher
 from evofusion.prune.model import build_pruned, input_shape
 
+BASELINES = ("l1", "tilted", "random", "scratch")
+
 
 def train_user_net(out: Path, data: str, epochs: float, seed: int) -> Path:
     """Train benchmarks/user_net.py's MobileGN on ``data`` (labels only, AdamW, cosine, flip
@@ -107,7 +109,15 @@ def main() -> int:
     ap.add_argument("--out", default="bench_runs/prune")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true", help="only the winning ticket (a compression scan)")
+    ap.add_argument("--baselines", default=",".join(BASELINES),
+                    help=f"comma-separated subset of {','.join(BASELINES)} (the rows to run; the baselines do "
+                    "not depend on the search seed, so a second seed may run fewer)")
     a = ap.parse_args()
+    wanted = set() if a.no_baselines else {b.strip() for b in a.baselines.split(",") if b.strip()}
+    if wanted - set(BASELINES):
+        ap.error(f"--baselines: unknown {sorted(wanted - set(BASELINES))}; choose from {','.join(BASELINES)}")
+    if not a.tilt_baseline:
+        wanted.discard("tilted")
     torch.set_num_threads(1)
     t_start = time.perf_counter()
     load_start = os.getloadavg()
@@ -169,15 +179,16 @@ def main() -> int:
 
     weights = setup.context.extra["teacher_weights"]
     ratio = None
-    if not a.no_baselines:
+    if "l1" in wanted:
         ratio, g_l1 = match_params(template, lambda r: uniform_masks(space.scores, r), ticket_params)
         m = pruned_from_teacher(g_l1, weights)
         row("uniform L1 + KD", kd_finetune(m, arrays, tcfg, seed=1, pre=pre, pre_val_limit=vl), m)
-        if a.tilt_baseline:
-            g_t = match_params(template, lambda r: tilted_masks(space.scores, r, a.tilt_baseline), ticket_params)[1]
-            m = pruned_from_teacher(g_t, weights)
-            row(f"size-tilted L1 (tilt {a.tilt_baseline:g}) + KD",
-                kd_finetune(m, arrays, tcfg, seed=1, pre=pre, pre_val_limit=vl), m)
+    if "tilted" in wanted:
+        g_t = match_params(template, lambda r: tilted_masks(space.scores, r, a.tilt_baseline), ticket_params)[1]
+        m = pruned_from_teacher(g_t, weights)
+        row(f"size-tilted L1 (tilt {a.tilt_baseline:g}) + KD",
+            kd_finetune(m, arrays, tcfg, seed=1, pre=pre, pre_val_limit=vl), m)
+    if "random" in wanted and a.random_draws > 0:
         rand = []
         for d in range(a.random_draws):
             g_r = match_params(template, lambda r, d=d: random_masks(template.groups, r, np.random.default_rng(100 + d)),
@@ -188,6 +199,7 @@ def main() -> int:
         res = {k: float(np.mean([r[k] for r, _ in rand])) for k in ("val_accuracy", "test_accuracy", "params", "seconds")}
         res["test_accuracy_each"] = [r["test_accuracy"] for r, _ in rand]
         row(f"random masks + KD (mean of {a.random_draws})", res, rand[0][1])
+    if "scratch" in wanted:
         cand = study.store.candidate(rep["candidate_id"])
         ticket_genome = PruneGenome.from_dict(cand["genome"])
         with torch.random.fork_rng():
